@@ -1,0 +1,33 @@
+# Entry points: make run | test | build | lint | fmt. CI (.ci/run) calls `make test`.
+SHELL := /bin/bash
+MODULES := $(shell go list -m -f '{{.Dir}}')
+PKGS := $(addsuffix /...,$(MODULES))
+BIN := $(CURDIR)/bin
+SERVICES := order inventory payment logistics
+
+.PHONY: build test test-short lint fmt run tools
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 go build -o $(BIN)/testbroker ./pkg/testbroker/cmd/testbroker
+	@for s in $(SERVICES); do \
+		echo "go build $$s-service"; \
+		CGO_ENABLED=0 go build -o $(BIN)/$$s ./$$s-service/cmd/$$s || exit 1; \
+	done
+
+test:
+	go test -race -count=1 -timeout 15m $(PKGS)
+
+test-short:
+	go test -short -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	go vet $(PKGS)
+	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+fmt:
+	gofmt -w $(MODULES)
+
+run: build
+	./deploy/run.sh
