@@ -1,0 +1,132 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of the local dependencies; the environment overrides them with
+// the same names the services read (MYSQL_ADDR is the host:port of the
+// MariaDB server, user root without a password unless MYSQL_USER/MYSQL_PASSWORD).
+const (
+	defaultMySQLAddr = "127.0.0.1:3306"
+	defaultRedisAddr = "127.0.0.1:6379"
+	// DefaultRedisDB is the Redis database index the stack's services use, so
+	// keys of other tests (DB 0) never mix with theirs. E2E_REDIS_DB overrides it.
+	DefaultRedisDB = 9
+)
+
+func getenv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// mysqlConfig returns the server DSN config (no database selected).
+func mysqlConfig() *mysql.Config {
+	c := mysql.NewConfig()
+	c.User = getenv("MYSQL_USER", "root")
+	c.Passwd = os.Getenv("MYSQL_PASSWORD")
+	c.Net = "tcp"
+	c.Addr = getenv("MYSQL_ADDR", defaultMySQLAddr)
+	c.ParseTime = true
+	c.Loc = time.UTC
+	c.Timeout = 5 * time.Second
+	return c
+}
+
+// DSN returns the DSN of database name on the test server.
+func DSN(name string) string {
+	c := mysqlConfig()
+	c.DBName = name
+	return c.FormatDSN()
+}
+
+// uniqueID returns a short random hex string.
+func uniqueID() string {
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// createDatabase creates a fresh database and returns a pool on it. The
+// database is dropped in t.Cleanup. An unreachable server fails the test.
+func createDatabase(t testing.TB, name string) *sql.DB {
+	t.Helper()
+	server, err := sql.Open("mysql", mysqlConfig().FormatDSN())
+	if err != nil {
+		t.Fatalf("open mariadb: %v", err)
+	}
+	t.Cleanup(func() { server.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := server.PingContext(ctx); err != nil {
+		t.Fatalf("mariadb at %s unreachable (the end-to-end test needs it): %v", mysqlConfig().Addr, err)
+	}
+	if _, err := server.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is already canceled here.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if os.Getenv("E2E_KEEP_DB") != "" {
+			t.Logf("keeping database %s (E2E_KEEP_DB set)", name)
+			return
+		}
+		if _, err := server.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	pool, err := sql.Open("mysql", DSN(name))
+	if err != nil {
+		t.Fatalf("open database %s: %v", name, err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	return pool
+}
+
+// redisDB returns the Redis database index of the stack.
+func redisDB(t testing.TB) int {
+	s := os.Getenv("E2E_REDIS_DB")
+	if s == "" {
+		return DefaultRedisDB
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 15 {
+		t.Fatalf("E2E_REDIS_DB=%q: want a database index 0..15", s)
+	}
+	return n
+}
+
+// openRedis connects to the stack's Redis database and empties it. An
+// unreachable server fails the test.
+func openRedis(t testing.TB, addr string, db int) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { rdb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redis at %s unreachable (the end-to-end test needs it): %v", addr, err)
+	}
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("flush redis db %d: %v", db, err)
+	}
+	return rdb
+}
+
+func dbName(run, svc string) string { return fmt.Sprintf("e2e_%s_%s", run, svc) }
