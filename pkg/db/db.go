@@ -1,0 +1,141 @@
+// Package db opens MariaDB/MySQL through gorm the same way in every service
+// and applies a service's SQL migrations.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	gormmysql "gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Open connects to dsn, creating the DSN's database first if it is missing.
+// Driver errors are translated (gorm.ErrDuplicatedKey for 1062), gorm's own
+// logger is silent (callers log what matters), and the pool is sized for a
+// service doing short transactions.
+func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %w", err)
+	}
+	if cfg.DBName != "" {
+		if err := createDatabase(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	gdb, err := gorm.Open(gormmysql.New(gormmysql.Config{DSNConfig: cfg}), &gorm.Config{
+		TranslateError: true,
+		Logger:         logger.Discard,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.DBName, err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.DBName, err)
+	}
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(16)
+	sqlDB.SetConnMaxLifetime(30 * time.Minute)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("ping %s: %w", cfg.DBName, err)
+	}
+	return gdb, nil
+}
+
+func createDatabase(ctx context.Context, cfg *mysql.Config) error {
+	server := cfg.Clone()
+	server.DBName = ""
+	conn, err := mysql.NewConnector(server)
+	if err != nil {
+		return fmt.Errorf("connect for create database %s: %w", cfg.DBName, err)
+	}
+	sqlDB := sql.OpenDB(conn)
+	defer sqlDB.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	q := "CREATE DATABASE IF NOT EXISTS `" + strings.ReplaceAll(cfg.DBName, "`", "``") +
+		"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+	if _, err := sqlDB.ExecContext(cctx, q); err != nil {
+		return fmt.Errorf("create database %s: %w", cfg.DBName, err)
+	}
+	return nil
+}
+
+// Migrate runs every *.sql file at the root of migrations in lexical order.
+// Files must be idempotent (CREATE TABLE IF NOT EXISTS ...): Migrate runs on
+// every start. Statements are split on ";" at the end of a line.
+func Migrate(ctx context.Context, gdb *gorm.DB, migrations fs.FS) error {
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		b, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", name, err)
+		}
+		for i, stmt := range splitStatements(string(b)) {
+			if err := gdb.WithContext(ctx).Exec(stmt).Error; err != nil {
+				return fmt.Errorf("migration %s statement %d: %w", path.Base(name), i+1, err)
+			}
+		}
+	}
+	return nil
+}
+
+func splitStatements(s string) []string {
+	var out []string
+	var cur strings.Builder
+	flush := func() {
+		if stmt := strings.TrimSpace(cur.String()); stmt != "" && !onlyComments(stmt) {
+			out = append(out, stmt)
+		}
+		cur.Reset()
+	}
+	for line := range strings.Lines(s) {
+		cur.WriteString(line)
+		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+func onlyComments(stmt string) bool {
+	for line := range strings.Lines(stmt) {
+		l := strings.TrimSpace(line)
+		if l != "" && !strings.HasPrefix(l, "--") && !strings.HasPrefix(l, "#") {
+			return false
+		}
+	}
+	return true
+}
+
+// Close closes the pool under gdb.
+func Close(gdb *gorm.DB) error {
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return fmt.Errorf("close db: %w", err)
+	}
+	if err := sqlDB.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("close db: %w", err)
+	}
+	return nil
+}
