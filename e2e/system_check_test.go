@@ -32,7 +32,9 @@ type productReply struct {
 // problems collects failed checks.
 type problems struct{ errs []error }
 
-func (p *problems) add(format string, args ...any) { p.errs = append(p.errs, fmt.Errorf(format, args...)) }
+func (p *problems) add(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
 func (p *problems) err() error {
 	const max = 25 // the first ones tell the story
 	if len(p.errs) > max {
@@ -325,4 +327,3 @@ func queryRows(ctx context.Context, db *sql.DB, q string, args ...any) ([][]stri
 	}
 	return out, nil
 }
-

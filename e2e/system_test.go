@@ -393,4 +393,3 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		time.Sleep(300 * time.Millisecond)
 	}
 }
-
