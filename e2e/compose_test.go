@@ -1,0 +1,578 @@
+package e2e
+
+// The compose file cannot be run on a machine without a Docker engine, so these
+// tests check it the way `docker compose` would read it (compose-spec loader),
+// against what the services actually read: ports, env names, healthchecks,
+// mounted config files, the name server's static IP, and finally each service
+// binary's own `-check-config` under the compose environment.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+
+	"seckill/pkg/events"
+)
+
+// composeService is what the compose file must say about one of our services.
+// env lists every variable the service reads (docs/design.md "Configuration",
+// the team's service contract); required are the ones the compose file must set.
+type composeService struct {
+	name        string // compose service name = cmd/<name> = deploy/config/<name>.yaml
+	defaultPort int
+	env         []string
+	required    []string
+	groups      []wantGroup // consumer groups of docs/design.md
+}
+
+type wantGroup struct {
+	id, model string
+	orderly   bool
+	topic     string
+	tag       string
+	handler   string
+}
+
+// envCommon is read by every service; ROCKETMQ_* are applied by pkg/config.
+var envCommon = []string{
+	"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "CONSUME_RATE",
+	"ROCKETMQ_NAMESRV", "ROCKETMQ_ACCESS_KEY", "ROCKETMQ_SECRET_KEY",
+}
+
+var envFromPkgConfig = []string{"ROCKETMQ_NAMESRV", "ROCKETMQ_ACCESS_KEY", "ROCKETMQ_SECRET_KEY"}
+
+var composeServices = []composeService{
+	{
+		name: "order", defaultPort: 8080,
+		env:      append(slices.Clone(envCommon), "REDIS_ADDR", "REDIS_DB", "PAY_TIMEOUT_LEVEL", "ORDER_SEND_MODE"),
+		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV", "REDIS_ADDR"},
+		groups: []wantGroup{
+			{"GID-order", "clustering", false, events.TopicOrder, "created || paid || shipped", "order.apply"},
+			{"GID-order-timeout", "clustering", false, events.TopicOrder, "timeout", "order.timeout"},
+			{"GID-order-soldout", "broadcasting", false, events.TopicSoldOut, "*", "order.soldout"},
+		},
+	},
+	{
+		name: "payment", defaultPort: 8081,
+		env:      slices.Clone(envCommon),
+		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV"},
+		groups: []wantGroup{
+			{"GID-payment", "clustering", false, events.TopicOrder, "created || closed", "payment.apply"},
+		},
+	},
+	{
+		name: "inventory", defaultPort: 8082,
+		env:      append(slices.Clone(envCommon), "REDIS_ADDR", "REDIS_DB", "ADMIN_TOKEN"),
+		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV", "REDIS_ADDR", "ADMIN_TOKEN"},
+		groups: []wantGroup{
+			{"GID-inventory", "clustering", false, events.TopicOrder, "created || closed", "inventory.reserve"},
+			{"GID-inventory-ledger", "clustering", true, events.TopicStockLedger, "*", "inventory.ledger"},
+		},
+	},
+	{
+		name: "logistics", defaultPort: 8083,
+		env:      slices.Clone(envCommon),
+		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV"},
+		groups: []wantGroup{
+			{"GID-logistics", "clustering", false, events.TopicOrder, events.TagConfirmed, "logistics.ship"},
+		},
+	},
+}
+
+// Infrastructure services of the compose file.
+const (
+	svcNamesrv   = "namesrv"
+	svcBroker    = "broker"
+	svcTopicInit = "topic-init"
+	svcMySQL     = "mysql"
+	svcRedis     = "redis"
+	namesrvPort  = 9876
+	imageBinary  = "/app/service" // where deploy/Dockerfile puts the binary
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
+		t.Fatalf("repository root %s: %v", root, err)
+	}
+	return root
+}
+
+// loadCompose parses docker-compose.yml with an empty environment, so every
+// ${VAR:-default} takes its default, as on a fresh machine.
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	root := repoRoot(t)
+	file := filepath.Join(root, "docker-compose.yml")
+	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: file}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("seckill", true) })
+	if err != nil {
+		t.Fatalf("load %s: %v", file, err)
+	}
+	return p
+}
+
+func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
+	t.Helper()
+	s, err := p.GetService(name)
+	if err != nil {
+		t.Fatalf("compose service %q: %v", name, err)
+	}
+	return s
+}
+
+// env returns the service's environment with every value resolved.
+func env(s types.ServiceConfig) map[string]string {
+	m := make(map[string]string, len(s.Environment))
+	for k, v := range s.Environment {
+		if v != nil {
+			m[k] = *v
+		} else {
+			m[k] = ""
+		}
+	}
+	return m
+}
+
+// staticIP is the service's ipv4_address on the compose network.
+func staticIP(t *testing.T, p *types.Project, s types.ServiceConfig) netip.Addr {
+	t.Helper()
+	for nw, cfg := range s.Networks {
+		if cfg == nil || cfg.Ipv4Address == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(cfg.Ipv4Address)
+		if err != nil {
+			t.Fatalf("%s: networks.%s.ipv4_address %q: %v", s.Name, nw, cfg.Ipv4Address, err)
+		}
+		inSubnet := false
+		for _, pool := range p.Networks[nw].Ipam.Config {
+			if pfx, err := netip.ParsePrefix(pool.Subnet); err == nil && pfx.Contains(ip) {
+				inSubnet = true
+			}
+		}
+		if !inSubnet {
+			t.Errorf("%s: ipv4_address %s is not inside a fixed subnet of network %q", s.Name, ip, nw)
+		}
+		return ip
+	}
+	t.Fatalf("%s: no static ipv4_address (client-go needs IP literals for the name server and broker)", s.Name)
+	return netip.Addr{}
+}
+
+// containerFiles maps the container path of every bind mount to its host path.
+func containerFiles(s types.ServiceConfig) map[string]string {
+	m := map[string]string{}
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeBind {
+			m[v.Target] = v.Source
+		}
+	}
+	return m
+}
+
+func TestComposeInfrastructure(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	for _, name := range []string{svcNamesrv, svcBroker, svcTopicInit, svcMySQL, svcRedis} {
+		service(t, p, name)
+	}
+
+	namesrvIP := staticIP(t, p, service(t, p, svcNamesrv))
+	brokerIP := staticIP(t, p, service(t, p, svcBroker))
+
+	// The broker registers brokerIP1 with the name server; clients dial it.
+	conf := readProperties(t, filepath.Join(root, "deploy/rocketmq/broker.conf"))
+	if got := conf["brokerIP1"]; got != brokerIP.String() {
+		t.Errorf("broker.conf brokerIP1 = %q, want the broker's static IP %s", got, brokerIP)
+	}
+	if got, want := conf["namesrvAddr"], netip.AddrPortFrom(namesrvIP, namesrvPort).String(); got != want {
+		t.Errorf("broker.conf namesrvAddr = %q, want %q", got, want)
+	}
+	if got := conf["autoCreateTopicEnable"]; got != "true" {
+		t.Errorf("broker.conf autoCreateTopicEnable = %q, want true", got)
+	}
+	if got := len(strings.Fields(conf["messageDelayLevel"])); got != 18 {
+		t.Errorf("broker.conf messageDelayLevel has %d levels, want the 18 defaults", got)
+	}
+	broker := service(t, p, svcBroker)
+	if !slices.Contains(broker.Command, "/home/rocketmq/broker.conf") ||
+		containerFiles(broker)["/home/rocketmq/broker.conf"] != filepath.Join(root, "deploy/rocketmq/broker.conf") {
+		t.Errorf("broker: command %q does not use the mounted deploy/rocketmq/broker.conf", broker.Command)
+	}
+
+	// topic-init creates every topic with its queue count; the services start after it.
+	script, err := os.ReadFile(filepath.Join(root, "deploy/rocketmq/init-topics.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []string{
+		events.TopicOrder + ":4", events.TopicSoldOut + ":1",
+		events.TopicStockLedger + ":1", events.TopicOrderStats + ":4",
+	} {
+		if !bytes.Contains(script, []byte(spec)) {
+			t.Errorf("deploy/rocketmq/init-topics.sh does not create %s (topic:queues)", spec)
+		}
+	}
+	ti := service(t, p, svcTopicInit)
+	if got, want := env(ti)["NAMESRV_ADDR"], netip.AddrPortFrom(namesrvIP, namesrvPort).String(); got != want {
+		t.Errorf("topic-init NAMESRV_ADDR = %q, want %q", got, want)
+	}
+
+	// The outbox lives in Redis: it must be durable.
+	redis := service(t, p, svcRedis)
+	if i := slices.Index(redis.Command, "--appendonly"); i < 0 || i+1 >= len(redis.Command) || redis.Command[i+1] != "yes" {
+		t.Errorf("redis command %q, want --appendonly yes (the order outbox must survive a restart)", redis.Command)
+	}
+
+	// Every bind mount of every service points at a file in the repository.
+	for name, s := range p.Services {
+		for target, source := range containerFiles(s) {
+			if _, err := os.Stat(source); err != nil {
+				t.Errorf("%s: volume %s -> %s: %v", name, source, target, err)
+			}
+		}
+		if s.HealthCheck == nil && name != svcTopicInit {
+			t.Errorf("%s: no healthcheck (depends_on conditions need one)", name)
+		}
+	}
+
+	// The mysql init script creates every service database.
+	initSQL, err := os.ReadFile(filepath.Join(root, "deploy/mysql/init.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range composeServices {
+		if !bytes.Contains(initSQL, []byte("seckill_"+cs.name)) {
+			t.Errorf("deploy/mysql/init.sql does not mention database seckill_%s", cs.name)
+		}
+	}
+}
+
+func TestComposeServices(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	namesrvIP := staticIP(t, p, service(t, p, svcNamesrv))
+
+	dockerfile, err := os.ReadFile(filepath.Join(root, "deploy/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(dockerfile, []byte(`ENTRYPOINT ["`+imageBinary+`"]`)) {
+		t.Fatalf("deploy/Dockerfile has no ENTRYPOINT [%q]; the healthchecks below call that path", imageBinary)
+	}
+
+	for _, cs := range composeServices {
+		t.Run(cs.name, func(t *testing.T) {
+			s := service(t, p, cs.name)
+			e := env(s)
+
+			if s.Build == nil || s.Build.Context != root || s.Build.Dockerfile != "deploy/Dockerfile" {
+				t.Errorf("build = %+v, want context = repository root, dockerfile = deploy/Dockerfile", s.Build)
+			} else if arg := s.Build.Args["SERVICE"]; arg == nil || *arg != cs.name {
+				t.Errorf("build arg SERVICE = %v, want %q", arg, cs.name)
+			}
+
+			for k := range e {
+				if !slices.Contains(cs.env, k) {
+					t.Errorf("environment sets %s, which %s-service does not read (it reads %v)", k, cs.name, cs.env)
+				}
+			}
+			for _, k := range cs.required {
+				if e[k] == "" {
+					t.Errorf("environment does not set %s", k)
+				}
+			}
+
+			// HTTP_ADDR, the published port and the documented default agree.
+			_, portStr, err := net.SplitHostPort(e["HTTP_ADDR"])
+			if err != nil {
+				t.Fatalf("HTTP_ADDR %q: %v", e["HTTP_ADDR"], err)
+			}
+			if port, _ := strconv.Atoi(portStr); port != cs.defaultPort {
+				t.Errorf("HTTP_ADDR port = %s, want the default %d", portStr, cs.defaultPort)
+			}
+			var published []string
+			for _, pc := range s.Ports {
+				published = append(published, pc.Published+":"+strconv.Itoa(int(pc.Target)))
+			}
+			if want := []string{portStr + ":" + portStr}; !slices.Equal(published, want) {
+				t.Errorf("ports = %q, want %q", published, want)
+			}
+
+			if s.HealthCheck == nil || !slices.Equal([]string(s.HealthCheck.Test), []string{"CMD", imageBinary, "-healthcheck"}) {
+				t.Errorf("healthcheck = %+v, want test [CMD %s -healthcheck] (distroless has no curl)", s.HealthCheck, imageBinary)
+			}
+
+			// client-go rejects hostnames: every name server is an IP literal,
+			// and it is the namesrv container's static address.
+			for _, addr := range strings.Split(e["ROCKETMQ_NAMESRV"], ";") {
+				ap, err := netip.ParseAddrPort(addr)
+				if err != nil {
+					t.Errorf("ROCKETMQ_NAMESRV %q: %v (must be ip:port)", addr, err)
+					continue
+				}
+				if want := netip.AddrPortFrom(namesrvIP, namesrvPort); ap != want {
+					t.Errorf("ROCKETMQ_NAMESRV = %s, want the namesrv static address %s", ap, want)
+				}
+			}
+
+			if !strings.Contains(e["MYSQL_DSN"], "tcp("+svcMySQL+":3306)/seckill_"+cs.name+"?") {
+				t.Errorf("MYSQL_DSN %q does not point at %s:3306/seckill_%s", e["MYSQL_DSN"], svcMySQL, cs.name)
+			}
+
+			wantDeps := map[string]string{
+				svcMySQL:     types.ServiceConditionHealthy,
+				svcTopicInit: types.ServiceConditionCompletedSuccessfully,
+			}
+			if slices.Contains(cs.env, "REDIS_ADDR") {
+				wantDeps[svcRedis] = types.ServiceConditionHealthy
+				if e["REDIS_ADDR"] != svcRedis+":6379" {
+					t.Errorf("REDIS_ADDR = %q, want %s:6379", e["REDIS_ADDR"], svcRedis)
+				}
+			}
+			gotDeps := map[string]string{}
+			for dep, d := range s.DependsOn {
+				gotDeps[dep] = d.Condition
+			}
+			if diff := cmp.Diff(wantDeps, gotDeps); diff != "" {
+				t.Errorf("depends_on conditions (-want +got):\n%s", diff)
+			}
+
+			// CONFIG_FILE is a mounted file of the repository whose consumer
+			// groups are the ones of docs/design.md.
+			host, ok := containerFiles(s)[e["CONFIG_FILE"]]
+			if !ok {
+				t.Fatalf("CONFIG_FILE %q is not a bind-mounted file", e["CONFIG_FILE"])
+			}
+			if want := filepath.Join(root, "deploy/config", cs.name+".yaml"); host != want {
+				t.Errorf("CONFIG_FILE is mounted from %s, want %s", host, want)
+			}
+			if diff := cmp.Diff(cs.groups, configGroups(t, host), cmp.AllowUnexported(wantGroup{})); diff != "" {
+				t.Errorf("%s consumer groups differ from docs/design.md (-want +got):\n%s", host, diff)
+			}
+		})
+	}
+}
+
+// TestComposeEnvIsRead checks that every variable the compose file sets is
+// named in the service's own source (or pkg/config for ROCKETMQ_*), so a
+// renamed variable cannot leave the compose file silently ignored.
+func TestComposeEnvIsRead(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	pkgConfig := goSources(t, filepath.Join(root, "pkg/config"))
+	for _, cs := range composeServices {
+		t.Run(cs.name, func(t *testing.T) {
+			dir := filepath.Join(root, cs.name+"-service/cmd", cs.name)
+			src := goSources(t, dir)
+			if src == nil {
+				t.Skipf("%s has no Go files yet", dir)
+			}
+			for k := range env(service(t, p, cs.name)) {
+				lit := []byte(strconv.Quote(k))
+				if bytes.Contains(src, lit) || (slices.Contains(envFromPkgConfig, k) && bytes.Contains(pkgConfig, lit)) {
+					continue
+				}
+				t.Errorf("compose sets %s but %s (and pkg/config) never names %s", k, dir, lit)
+			}
+		})
+	}
+}
+
+// TestComposeConfigAccepted builds each service and runs `<svc> -check-config`
+// with exactly the compose service's environment and its mounted config file:
+// the compose configuration must pass the service's own validation, and a
+// broken name server address must not.
+func TestComposeConfigAccepted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the service binaries")
+	}
+	p := loadCompose(t)
+	root := repoRoot(t)
+	bin := t.TempDir()
+
+	for _, cs := range composeServices {
+		t.Run(cs.name, func(t *testing.T) {
+			pkg := "./" + cs.name + "-service/cmd/" + cs.name
+			if goSources(t, filepath.Join(root, pkg)) == nil {
+				t.Skipf("%s does not exist yet", pkg)
+			}
+			exe := filepath.Join(bin, cs.name)
+			build := exec.CommandContext(t.Context(), "go", "build", "-o", exe, pkg)
+			build.Dir = root
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+			}
+			s := service(t, p, cs.name)
+			e := env(s)
+			e["CONFIG_FILE"] = containerFiles(s)[e["CONFIG_FILE"]]
+
+			out, err := checkConfig(t, exe, e)
+			if err != nil {
+				t.Fatalf("%s -check-config with the compose environment: %v\n%s", cs.name, err, out)
+			}
+			if !bytes.Contains(out, []byte("{")) {
+				t.Errorf("%s -check-config printed no JSON config:\n%s", cs.name, out)
+			}
+			// The printed config is masked: no password, no token.
+			for _, secret := range secretsOf(e) {
+				if bytes.Contains(out, []byte(secret)) {
+					t.Errorf("%s -check-config output contains the secret %q:\n%s", cs.name, secret, out)
+				}
+			}
+
+			bad := cloneMap(e)
+			bad["ROCKETMQ_NAMESRV"] = "localhost:9876" // a hostname: client-go would reject it
+			out, err = checkConfig(t, exe, bad)
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) {
+				t.Fatalf("%s -check-config with ROCKETMQ_NAMESRV=localhost:9876: err = %v, want exit status 1\n%s", cs.name, err, out)
+			}
+			if !bytes.Contains(out, []byte("nameSrvAddr")) && !bytes.Contains(out, []byte("ROCKETMQ_NAMESRV")) {
+				t.Errorf("%s -check-config rejected a hostname name server without naming the key:\n%s", cs.name, out)
+			}
+		})
+	}
+}
+
+// checkConfig runs exe -check-config with only env (plus PATH/HOME), so the
+// developer's own shell variables cannot make the check pass.
+func checkConfig(t *testing.T, exe string, env map[string]string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), exe, "-check-config")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd.CombinedOutput()
+}
+
+// secretsOf returns the secret values of a service environment: the MySQL
+// password inside the DSN and the admin token.
+func secretsOf(e map[string]string) []string {
+	var s []string
+	if dsn := e["MYSQL_DSN"]; strings.Contains(dsn, "@") {
+		userinfo := dsn[:strings.LastIndex(dsn, "@")]
+		if _, pw, ok := strings.Cut(userinfo, ":"); ok && pw != "" {
+			s = append(s, pw)
+		}
+	}
+	if tok := e["ADMIN_TOKEN"]; tok != "" {
+		s = append(s, tok)
+	}
+	return s
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// configGroups reads the rocketmq.consumerGroups of a service config file.
+func configGroups(t *testing.T, path string) []wantGroup {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		RocketMQ struct {
+			NameSrvAddr    string `yaml:"nameSrvAddr"`
+			ConsumerGroups []struct {
+				GroupID   string `yaml:"groupId"`
+				Model     string `yaml:"model"`
+				Orderly   bool   `yaml:"orderly"`
+				Consumers []struct {
+					Topic, Tag, Handler string
+				} `yaml:"consumers"`
+			} `yaml:"consumerGroups"`
+		} `yaml:"rocketmq"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	if _, err := netip.ParseAddrPort(f.RocketMQ.NameSrvAddr); err != nil {
+		t.Errorf("%s: rocketmq.nameSrvAddr %q: %v", path, f.RocketMQ.NameSrvAddr, err)
+	}
+	var gs []wantGroup
+	for _, g := range f.RocketMQ.ConsumerGroups {
+		model := g.Model
+		if model == "" {
+			model = "clustering"
+		}
+		for _, c := range g.Consumers {
+			gs = append(gs, wantGroup{g.GroupID, model, g.Orderly, c.Topic, c.Tag, c.Handler})
+		}
+	}
+	return gs
+}
+
+// goSources concatenates the non-test Go files of dir; nil if there are none.
+func goSources(t *testing.T, dir string) []byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	var all []byte
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	return all
+}
+
+// readProperties parses a Java-style key = value file.
+func readProperties(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
