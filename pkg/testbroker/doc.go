@@ -1,0 +1,27 @@
+// Package testbroker is an in-process RocketMQ name server and broker that
+// the unmodified github.com/apache/rocketmq-client-go/v2 talks to over TCP,
+// for tests, CI and `make run` (what miniredis is for Redis and kfake for
+// Kafka). Production uses real Apache RocketMQ; this package follows its
+// behaviour (4.9.4), not its storage.
+//
+// Start a broker for a test and point the client at it:
+//
+//	srv := testbroker.Start(t, func(o *testbroker.Options) { o.DelayScale = 0.01 })
+//	p, _ := rocketmq.NewProducer(producer.WithNameServer([]string{srv.NameSrvAddr()}))
+//
+// What it speaks (one file per request family, each with a Behavior comment):
+// routes 105 (route.go), send 10/320 (send.go), pull 11 with long polling
+// (pull.go), offsets 14/15/29/30/31 (offset.go), heartbeat 34/35/38 and the
+// broker→client 40 (heartbeat.go), retry/DLQ 36 (sendback.go), orderly locks
+// 41/42 (lock.go), admin 17/215/216/206 (admin.go), delay levels
+// (delay.go). UNSUPPORTED.md lists what is not implemented.
+//
+// Inspection for assertions: Messages, DLQ, MaxOffset, MinOffset,
+// ConsumerOffset, Lag, Consumers, Topics, PendingDelayed. Fault hooks
+// (faults.go): DuplicateDelivery, DropOffsetCommits, Pause/Resume, Latency,
+// RefuseSends.
+//
+// Storage is in memory with a per-queue retention bound
+// (Options.RetainPerQueue). All state is guarded by one mutex; each request
+// runs in its own goroutine, so a held pull never blocks other requests.
+package testbroker

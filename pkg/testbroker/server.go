@@ -1,0 +1,420 @@
+package testbroker
+
+// Behavior: lifecycle, listeners, connections and request dispatch.
+//
+// Run listens on two addresses, the name server and the broker. Both accept
+// every request code (client-go's name-server and broker codes do not
+// overlap); the route advertises the broker address as an IP literal.
+// Each connection has one reader goroutine; every request runs in its own
+// goroutine (a long-polled pull must not block the heartbeat or sends behind
+// it) and responses are written under a per-connection mutex, in any order.
+// Frames already read when the peer closes are still handled (client-go
+// flushes offsets with oneway frames right before closing). A frame longer
+// than Options.MaxFrame, shorter than 4 bytes or with an undecodable header
+// closes the connection with a log line. Unknown request codes answer 3
+// REQUEST_CODE_NOT_SUPPORTED. A panicking handler answers 1 SYSTEM_ERROR.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Response codes.
+const (
+	codeSuccess              = 0
+	codeSystemError          = 1
+	codeRequestNotSupported  = 3
+	codeServiceNotAvailable  = 14
+	codeNoPermission         = 16
+	codeTopicNotExist        = 17
+	codePullNotFound         = 19
+	codePullRetryImmediately = 20
+	codePullOffsetMoved      = 21
+	codeQueryNotFound        = 22
+)
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// NameSrvAddr and BrokerAddr are the listen addresses; default
+	// "127.0.0.1:0". The broker address advertised in routes is the
+	// broker listener's IP:port; an unspecified IP is advertised as 127.0.0.1.
+	NameSrvAddr, BrokerAddr string
+	// BrokerName and ClusterName appear in routes (default "broker-a",
+	// "DefaultCluster").
+	BrokerName, ClusterName string
+	// DataDir is reserved for the append-only log (not implemented yet:
+	// Run fails when it is set).
+	DataDir string
+	// DelayScale multiplies delay-level durations: 1 (default) is real time,
+	// 0.01 makes level 3 (10 s) take 100 ms.
+	DelayScale float64
+	// StrictTopics makes route lookups for unknown topics answer 17
+	// TOPIC_NOT_EXIST like real RocketMQ, so a push consumer on a missing
+	// topic fails to Start. Sends still auto-create (autoCreateTopicEnable).
+	// By default route lookups create the topic.
+	StrictTopics bool
+	// DefaultQueues is the queue count of auto-created topics (default 4).
+	DefaultQueues int
+	// RetainPerQueue bounds the messages kept per queue (default 100000).
+	RetainPerQueue int
+	// MaxFrame bounds one request frame (default 16 MiB).
+	MaxFrame int
+	// MaxPullHold caps how long an empty pull is held (default 15 s; the
+	// client times out at 30 s).
+	MaxPullHold time.Duration
+	// LockExpiry is how long an orderly queue lock lasts without renewal
+	// (default 25 s; client-go renews every 20 s and never unlocks a queue it
+	// loses in a rebalance).
+	LockExpiry time.Duration
+	// Topics are created at start, name → queue count.
+	Topics map[string]int
+	// Logger receives the broker's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.NameSrvAddr == "" {
+		o.NameSrvAddr = "127.0.0.1:0"
+	}
+	if o.BrokerAddr == "" {
+		o.BrokerAddr = "127.0.0.1:0"
+	}
+	if o.BrokerName == "" {
+		o.BrokerName = "broker-a"
+	}
+	if o.ClusterName == "" {
+		o.ClusterName = "DefaultCluster"
+	}
+	if o.DelayScale <= 0 {
+		o.DelayScale = 1
+	}
+	if o.DefaultQueues <= 0 {
+		o.DefaultQueues = 4
+	}
+	if o.RetainPerQueue <= 0 {
+		o.RetainPerQueue = 100000
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = DefaultMaxFrame
+	}
+	if o.MaxPullHold <= 0 {
+		o.MaxPullHold = 15 * time.Second
+	}
+	if o.LockExpiry <= 0 {
+		o.LockExpiry = 25 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is a running name server + broker.
+type Server struct {
+	opts       Options
+	log        *slog.Logger
+	nsLn, brLn net.Listener
+	brokerAddr string
+	storeHost  hostPort
+	now        func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu            sync.Mutex
+	topics        map[string]*topic
+	byCommitLog   map[int64]*message
+	nextCommitLog int64
+	offsets       map[offsetKey]int64
+	conns         map[*conn]struct{}
+	groups        map[string]*consumerGroup
+	producers     map[string]map[*conn]struct{}
+	locks         map[lockKey]lockEntry
+	delayed       delayHeap
+	delayWake     chan struct{}
+	onAppend      func(*message) // persistence hook; nil in memory mode
+	faults        faultState
+
+	handlers map[int16]handlerFunc
+}
+
+type handlerFunc func(c *conn, req *command) *command
+
+// Run starts a server; it stops when ctx is done or Close is called.
+func Run(ctx context.Context, opts Options) (*Server, error) {
+	opts.setDefaults()
+	if opts.DataDir != "" {
+		return nil, errors.New("testbroker: DataDir is not supported yet (see UNSUPPORTED.md)")
+	}
+	s := &Server{
+		opts:        opts,
+		log:         opts.Logger,
+		now:         time.Now,
+		topics:      map[string]*topic{},
+		byCommitLog: map[int64]*message{},
+		offsets:     map[offsetKey]int64{},
+		conns:       map[*conn]struct{}{},
+		groups:      map[string]*consumerGroup{},
+		producers:   map[string]map[*conn]struct{}{},
+		locks:       map[lockKey]lockEntry{},
+		delayWake:   make(chan struct{}, 1),
+		faults:      faultState{dropCommits: map[string]bool{}},
+	}
+	s.registerHandlers()
+	var err error
+	if s.nsLn, err = net.Listen("tcp", opts.NameSrvAddr); err != nil {
+		return nil, fmt.Errorf("listen name server %s: %w", opts.NameSrvAddr, err)
+	}
+	if s.brLn, err = net.Listen("tcp", opts.BrokerAddr); err != nil {
+		s.nsLn.Close()
+		return nil, fmt.Errorf("listen broker %s: %w", opts.BrokerAddr, err)
+	}
+	s.brokerAddr = advertised(s.brLn.Addr())
+	s.storeHost = parseHostPort(s.brokerAddr)
+
+	s.mu.Lock()
+	s.ensureTopicLocked(defaultTopicTBW102, 8, permRW|permInherit)
+	s.ensureTopicLocked(scheduleTopic, maxDelayLevel, permRW)
+	for name, n := range opts.Topics {
+		s.createTopicLocked(name, n, n)
+	}
+	s.mu.Unlock()
+
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(3)
+	go s.acceptLoop(s.nsLn)
+	go s.acceptLoop(s.brLn)
+	go s.delayLoop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-s.ctx.Done():
+		}
+	}()
+	s.log.Info("testbroker started", "namesrv", s.NameSrvAddr(), "broker", s.brokerAddr, "delay_scale", opts.DelayScale)
+	return s, nil
+}
+
+// Start runs a server on free 127.0.0.1 ports for the duration of the test.
+func Start(t testing.TB, opts ...func(*Options)) *Server {
+	t.Helper()
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("testbroker.Run: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func advertised(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := ta.IP
+	if ip == nil || ip.IsUnspecified() || ip.To4() == nil {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(ta.Port))
+}
+
+// NameSrvAddr is the name server address (ip:port) to give the client.
+func (s *Server) NameSrvAddr() string { return advertised(s.nsLn.Addr()) }
+
+// BrokerAddr is the broker address (ip:port) advertised in routes.
+func (s *Server) BrokerAddr() string { return s.brokerAddr }
+
+// Close stops accepting, closes every connection and waits for all
+// goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		s.nsLn.Close()
+		s.brLn.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+		s.log.Info("testbroker stopped")
+	})
+	return nil
+}
+
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("accept", "err", err)
+			}
+			return
+		}
+		c := &conn{
+			s:        s,
+			nc:       nc,
+			remote:   parseHostPort(nc.RemoteAddr().String()),
+			done:     make(chan struct{}),
+			inflight: make(chan struct{}, maxInflightPerConn),
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// maxInflightPerConn bounds concurrent requests per connection; the reader
+// stops reading while it is reached (backpressure, bounded memory).
+const maxInflightPerConn = 4096
+
+// conn is one client TCP connection.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	remote   hostPort
+	wmu      sync.Mutex
+	done     chan struct{} // closed when the reader stops
+	inflight chan struct{}
+	handlers sync.WaitGroup
+
+	clientID string // set by heartbeat; guarded by s.mu
+}
+
+func (c *conn) serve() {
+	s := c.s
+	defer s.wg.Done()
+	log := s.log.With("remote", c.nc.RemoteAddr().String())
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		req, err := readFrame(r, s.opts.MaxFrame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
+				log.Warn("closing connection", "err", err)
+			}
+			break
+		}
+		if req.isResponse() {
+			continue // replies to broker→client requests carry nothing we need
+		}
+		c.inflight <- struct{}{}
+		c.handlers.Add(1)
+		go func() {
+			defer func() { <-c.inflight; c.handlers.Done() }()
+			c.handle(req)
+		}()
+	}
+	c.nc.Close()
+	close(c.done)
+	c.handlers.Wait()
+	s.dropConn(c)
+}
+
+func (c *conn) handle(req *command) {
+	s := c.s
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "code", req.Code, "panic", fmt.Sprint(p))
+			c.write(newResponse(req, codeSystemError, fmt.Sprintf("internal error: %v", p)))
+		}
+	}()
+	if !s.applyFaults(c) {
+		return
+	}
+	h := s.handlers[req.Code]
+	if h == nil {
+		s.log.Warn("unsupported request code", "code", req.Code)
+		c.write(newResponse(req, codeRequestNotSupported, fmt.Sprintf("request code %d not supported", req.Code)))
+		return
+	}
+	if resp := h(c, req); resp != nil {
+		c.write(resp)
+	}
+}
+
+// write sends one frame; errors mean the peer is gone and the reader will
+// notice.
+func (c *conn) write(cmd *command) {
+	b := encodeFrame(cmd)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.nc.Close()
+	}
+}
+
+// dropConn forgets a closed connection: its client leaves every group, its
+// orderly locks are released and the remaining members are notified.
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	for _, conns := range s.producers {
+		delete(conns, c)
+	}
+	var notify []notification
+	if c.clientID != "" {
+		notify = s.removeClientLocked(c, c.clientID)
+	}
+	s.mu.Unlock()
+	s.sendNotifications(notify)
+}
+
+func (s *Server) registerHandlers() {
+	s.handlers = map[int16]handlerFunc{
+		105: s.handleGetRoute,
+		10:  s.handleSend,
+		320: s.handleSendBatch,
+		11:  s.handlePull,
+		14:  s.handleQueryOffset,
+		15:  s.handleUpdateOffset,
+		29:  s.handleSearchOffset,
+		30:  s.handleGetMaxOffset,
+		31:  s.handleGetMinOffset,
+		34:  s.handleHeartbeat,
+		35:  s.handleUnregister,
+		38:  s.handleConsumerList,
+		36:  s.handleSendBack,
+		41:  s.handleLock,
+		42:  s.handleUnlock,
+		17:  s.handleCreateTopic,
+		215: s.handleDeleteTopic,
+		216: s.handleDeleteTopic,
+		206: s.handleTopicList,
+	}
+}
+
+func extInt(req *command, key string, def int64) int64 {
+	v, ok := req.ExtFields[key]
+	if !ok || v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,130 @@
+package testbroker
+
+// Behavior: the in-memory message store. Every topic has queues; every queue
+// is a slice of sealed messages whose logical offsets run from min to max-1.
+// Appends assign the next logical offset, a broker-wide unique commit-log
+// offset and the store timestamp, then wake long-polled pulls on that queue.
+// When a queue holds more than Options.RetainPerQueue messages the oldest
+// are dropped (min advances), so memory stays flat under a long load; a pull
+// below min then answers PULL_OFFSET_MOVED with nextBeginOffset=min.
+//
+// All state lives under Server.mu. Methods named *Locked require it held.
+// Extension points: appendLocked calls s.onAppend (for a data-dir log in
+// persist.go) after a message is final; scheduled (delayed) messages live in
+// s.delayed (delay.go) and are the only state outside the queues that a
+// restart would need besides s.offsets.
+
+import (
+	"regexp"
+	"strings"
+)
+
+const (
+	defaultTopicTBW102 = "TBW102"
+	scheduleTopic      = "SCHEDULE_TOPIC_XXXX"
+	retryPrefix        = "%RETRY%"
+	dlqPrefix          = "%DLQ%"
+
+	permInherit = 1
+	permWrite   = 2
+	permRead    = 4
+	permRW      = permRead | permWrite
+
+	maxDelayLevel = 18
+)
+
+var validTopic = regexp.MustCompile(`^[%|a-zA-Z0-9_-]{1,127}$`)
+
+type topic struct {
+	name        string
+	readQueues  int
+	writeQueues int
+	perm        int
+	queues      []*queue // len = max(readQueues, writeQueues)
+}
+
+type queue struct {
+	msgs   []*message // msgs[i] has logical offset min+i
+	min    int64
+	notify  chan struct{} // closed and replaced on every append
+	deleted bool          // its topic was deleted; pulls answer 17
+}
+
+func newQueue() *queue { return &queue{notify: make(chan struct{})} }
+
+func (q *queue) max() int64 { return q.min + int64(len(q.msgs)) }
+
+// at returns the message at logical offset off, or nil.
+func (q *queue) at(off int64) *message {
+	if off < q.min || off >= q.max() {
+		return nil
+	}
+	return q.msgs[off-q.min]
+}
+
+type offsetKey struct {
+	group, topic string
+	queue        int
+}
+
+// topicLocked returns the topic or nil.
+func (s *Server) topicLocked(name string) *topic { return s.topics[name] }
+
+// ensureTopicLocked returns the topic, creating it with n queues when absent.
+func (s *Server) ensureTopicLocked(name string, n, perm int) *topic {
+	if t := s.topics[name]; t != nil {
+		return t
+	}
+	t := &topic{name: name, perm: perm}
+	s.resizeTopicLocked(t, n, n)
+	s.topics[name] = t
+	s.log.Debug("topic created", "topic", name, "queues", n)
+	return t
+}
+
+// resizeTopicLocked sets the queue counts. Queues are never removed, so
+// messages and offsets survive a shrink and reappear on a later grow.
+func (s *Server) resizeTopicLocked(t *topic, read, write int) {
+	t.readQueues, t.writeQueues = read, write
+	for len(t.queues) < max(read, write) {
+		t.queues = append(t.queues, newQueue())
+	}
+}
+
+// autoQueues is the queue count for a topic created on demand.
+func (s *Server) autoQueues(name string) int {
+	if strings.HasPrefix(name, retryPrefix) || strings.HasPrefix(name, dlqPrefix) {
+		return 1
+	}
+	return s.opts.DefaultQueues
+}
+
+// appendLocked stores m at the end of (m.topic, m.queueID), which must exist.
+// It fills queueOffset, commitLogOffset, storeTimestamp and storeHost.
+func (s *Server) appendLocked(t *topic, m *message) {
+	q := t.queues[m.queueID]
+	m.topic = t.name
+	m.queueOffset = q.max()
+	m.commitLogOffset = s.nextCommitLog
+	m.storeHost = s.storeHost
+	if m.storeTimestamp == 0 {
+		m.storeTimestamp = s.now().UnixMilli()
+	}
+	m.seal()
+	s.nextCommitLog += int64(len(m.wire))
+	q.msgs = append(q.msgs, m)
+	s.byCommitLog[m.commitLogOffset] = m
+	if drop := len(q.msgs) - s.opts.RetainPerQueue; drop > 0 {
+		for _, old := range q.msgs[:drop] {
+			delete(s.byCommitLog, old.commitLogOffset)
+		}
+		clear(q.msgs[:drop])
+		q.msgs = q.msgs[drop:]
+		q.min += int64(drop)
+	}
+	close(q.notify)
+	q.notify = make(chan struct{})
+	if s.onAppend != nil {
+		s.onAppend(m)
+	}
+}
