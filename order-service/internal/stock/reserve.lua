@@ -1,0 +1,51 @@
+-- reserve.lua: one atomic order reservation.
+-- KEYS[1] stock (string int)      KEYS[2] info (hash price, limit)
+-- KEYS[3] users (hash user→units) KEYS[4] order hash
+-- KEYS[5] idempotency key         KEYS[6] outbox stream
+-- ARGV[1] user_id  ARGV[2] product_id  ARGV[3] quantity  ARGV[4] order_id
+-- ARGV[5] created_at (unix ms)  ARGV[6] TTL seconds of the order hash and idempotency key
+-- ARGV[7] "1" when KEYS[5] is a real idempotency key  ARGV[8] "1" to XADD to the outbox
+-- Returns {code, order_id, remaining stock, amount_cents}; codes:
+-- 0 reserved, 1 sold out, 2 per-user limit, 3 unknown product, 4 idempotent replay,
+-- 5 stock not loaded (product known, stock key missing: Redis lost its data).
+local ttl = tonumber(ARGV[6])
+if ARGV[7] == '1' then
+  local prev = redis.call('GET', KEYS[5])
+  if prev then
+    return {4, prev, -1, 0}
+  end
+end
+local info = redis.call('HMGET', KEYS[2], 'price', 'limit')
+if not info[1] then
+  return {3, '', -1, 0}
+end
+local stock = redis.call('GET', KEYS[1])
+if not stock then
+  return {5, '', -1, 0}
+end
+stock = tonumber(stock)
+local qty = tonumber(ARGV[3])
+local limit = tonumber(info[2] or '0') or 0
+if limit > 0 then
+  local had = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+  if had + qty > limit then
+    return {2, '', stock, 0}
+  end
+end
+if stock < qty then
+  return {1, '', stock, 0}
+end
+local left = redis.call('DECRBY', KEYS[1], qty)
+redis.call('HINCRBY', KEYS[3], ARGV[1], qty)
+local amount = (tonumber(info[1]) or 0) * qty
+redis.call('HSET', KEYS[4], 'order_id', ARGV[4], 'user_id', ARGV[1], 'product_id', ARGV[2],
+  'quantity', qty, 'amount_cents', amount, 'created_at', ARGV[5])
+redis.call('EXPIRE', KEYS[4], ttl)
+if ARGV[7] == '1' then
+  redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl)
+end
+if ARGV[8] == '1' then
+  redis.call('XADD', KEYS[6], '*', 'order_id', ARGV[4], 'user_id', ARGV[1], 'product_id', ARGV[2],
+    'quantity', qty, 'amount_cents', amount, 'created_at', ARGV[5])
+end
+return {0, ARGV[4], left, amount}
