@@ -86,4 +86,3 @@ func jsonKind(goKind string) string {
 		return "an object"
 	}
 }
-

@@ -1,0 +1,378 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"seckill/pkg/config"
+)
+
+// ErrPermanent marks a message that can never succeed (malformed, invalid).
+// A handler error wrapping it is logged at Error with the body, counted and
+// acked: no retry.
+var ErrPermanent = errors.New("permanent failure")
+
+// Message is a consumed message.
+type Message struct {
+	ID, OffsetID   string // ID is the producer's unique ID (the offset ID for batch members)
+	Topic, Tag     string
+	Keys           string // space-separated, as stored by the broker
+	Body           []byte
+	QueueID        int
+	QueueOffset    int64
+	ReconsumeTimes int32 // 0 on first delivery
+	BornAt         time.Time
+}
+
+// Handler handles one message. nil acks it; an error wrapping ErrPermanent
+// acks it after logging; any other error (or a panic) redelivers it later,
+// and after MaxReconsumeTimes RocketMQ moves it to %DLQ%<group>.
+type Handler func(ctx context.Context, m Message) error
+
+// Model is the message model of a consumer group.
+type Model int
+
+const (
+	// Clustering: each message goes to one consumer of the group.
+	Clustering Model = iota
+	// Broadcasting: each message goes to every consumer of the group. Failed
+	// messages are dropped (RocketMQ has no retry for broadcasting) and
+	// offsets are kept in a local file under $HOME/.rocketmq_client_go.
+	Broadcasting
+)
+
+// TopicTag is one subscription: a topic and a tag expression ("a || b", "*").
+type TopicTag struct{ Topic, Tag string }
+
+// Subscription describes a consumer group.
+type Subscription struct {
+	Group   string
+	Topics  []TopicTag
+	Model   Model
+	Orderly bool // one queue at a time, in queue order (clustering only)
+	// Rate is the most messages per second this process hands to the handler
+	// for the whole group; 0 = unlimited.
+	Rate              float64
+	MaxReconsumeTimes int32  // 0 = 16
+	InstanceName      string // prefix of the client instance name; empty: the group
+}
+
+// FromConfig builds a Subscription from a configured consumer group.
+func FromConfig(g config.ConsumerGroup, rate float64) Subscription {
+	s := Subscription{Group: g.GroupID, Orderly: g.Orderly, Rate: rate}
+	if g.Model == config.ModelBroadcasting {
+		s.Model = Broadcasting
+	}
+	for _, c := range g.Consumers {
+		s.Topics = append(s.Topics, TopicTag{Topic: c.Topic, Tag: c.Tag})
+	}
+	return s
+}
+
+// Consumer is a running push consumer.
+type Consumer struct {
+	pc       rocketmq.PushConsumer
+	sub      Subscription
+	h        Handler
+	log      *slog.Logger
+	m        *Metrics
+	throttle *bucket
+
+	// handlerCtx is given to handlers; Close cancels it only when in-flight
+	// handlers overrun closeTimeout.
+	handlerCtx    context.Context
+	cancelHandler context.CancelFunc
+	// stopping ends throttle waits; released lets those goroutines return
+	// once the consumer is shut down, so client-go cannot act on their result.
+	stopping, released chan struct{}
+	inflight           sync.WaitGroup
+	mu                 sync.Mutex // guards closed and inflight.Add against Close
+	closed             bool
+	lagDone            chan struct{}
+	closeOnce          sync.Once
+	closeErr           error
+}
+
+// Client settings that keep the backlog in the broker, so the throttle, not
+// client-side buffers, decides the drain rate, and a rebalance or shutdown
+// leaves few pulled-but-unhandled messages behind.
+const (
+	pullBatchSize         = 16
+	pullThresholdForQueue = 64
+	consumeGoroutines     = 16
+	closeTimeout          = 30 * time.Second
+	lagInterval           = 5 * time.Second
+	maxLoggedBody         = 2048
+)
+
+// Subscribe starts a push consumer for sub that hands every message to h.
+// ctx is used while starting; stop the consumer with Close.
+func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log *slog.Logger, m *Metrics) (*Consumer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if sub.Group == "" || len(sub.Topics) == 0 {
+		return nil, fmt.Errorf("subscribe %q: group and at least one topic required", sub.Group)
+	}
+	if sub.Orderly && sub.Model == Broadcasting {
+		return nil, fmt.Errorf("subscribe %s: orderly needs clustering", sub.Group)
+	}
+	quietClientLog(log)
+	model := consumer.Clustering // explicit: client-go's zero MessageModel is BROADCASTING
+	if sub.Model == Broadcasting {
+		model = consumer.BroadCasting
+	}
+	maxReconsume := sub.MaxReconsumeTimes
+	if maxReconsume <= 0 {
+		maxReconsume = 16
+	}
+	opts := []consumer.Option{
+		consumer.WithNsResolver(cfg.resolver()),
+		consumer.WithGroupName(sub.Group),
+		consumer.WithInstance(instanceName(sub.InstanceName, sub.Group)),
+		consumer.WithConsumerModel(model),
+		consumer.WithConsumerOrder(sub.Orderly),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		consumer.WithMaxReconsumeTimes(maxReconsume),
+		consumer.WithConsumeMessageBatchMaxSize(1),
+		consumer.WithPullBatchSize(pullBatchSize),
+		consumer.WithPullThresholdForQueue(pullThresholdForQueue),
+		consumer.WithConsumeGoroutineNums(consumeGoroutines),
+	}
+	if cred, ok := cfg.credentials(); ok {
+		opts = append(opts, consumer.WithCredentials(cred))
+	}
+	pc, err := rocketmq.NewPushConsumer(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new consumer %s: %w", sub.Group, err)
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Consumer{
+		pc: pc, sub: sub, h: h, log: log.With("group", sub.Group), m: m,
+		throttle:      newBucket(sub.Rate),
+		handlerCtx:    hctx,
+		cancelHandler: cancel,
+		stopping:      make(chan struct{}),
+		released:      make(chan struct{}),
+		lagDone:       make(chan struct{}),
+	}
+	for _, t := range sub.Topics {
+		tag := t.Tag
+		if strings.TrimSpace(tag) == "" {
+			tag = "*"
+		}
+		sel := consumer.MessageSelector{Type: consumer.TAG, Expression: tag}
+		if err := pc.Subscribe(t.Topic, sel, c.consume); err != nil {
+			cancel()
+			_ = pc.Shutdown()
+			return nil, fmt.Errorf("subscribe %s to %s: %w", sub.Group, t.Topic, err)
+		}
+	}
+	if err := pc.Start(); err != nil {
+		cancel()
+		_ = pc.Shutdown()
+		return nil, fmt.Errorf("start consumer %s: %w", sub.Group, err)
+	}
+	go c.pollLag()
+	c.log.InfoContext(ctx, "consumer started", "topics", sub.Topics, "orderly", sub.Orderly,
+		"broadcasting", sub.Model == Broadcasting, "rate", sub.Rate)
+	return c, nil
+}
+
+// consume is the client-go callback. With ConsumeMessageBatchMaxSize 1 it
+// gets one message; the loop only guards against a bigger batch.
+func (c *Consumer) consume(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	retry := consumer.ConsumeRetryLater
+	if c.sub.Orderly {
+		retry = consumer.SuspendCurrentQueueAMoment
+	}
+	for _, me := range msgs {
+		if err := c.throttle.take(stopCtx(c.stopping)); err != nil {
+			// Closing: wait until the consumer is shut down (its process
+			// queues dropped) so this result is ignored, not sent back.
+			<-c.released
+			return retry, nil
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			<-c.released
+			return retry, nil
+		}
+		c.inflight.Add(1)
+		c.mu.Unlock()
+		ok := c.handle(me)
+		c.inflight.Done()
+		if !ok {
+			return retry, nil
+		}
+	}
+	return consumer.ConsumeSuccess, nil
+}
+
+// stopCtx is a context done when ch is closed (for bucket.take).
+func stopCtx(ch <-chan struct{}) context.Context { return chanContext(ch) }
+
+type chanContext <-chan struct{}
+
+func (c chanContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c chanContext) Done() <-chan struct{}       { return c }
+func (c chanContext) Value(any) any               { return nil }
+func (c chanContext) Err() error {
+	select {
+	case <-c:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+// handle runs the handler for one message and makes the ack/retry decision,
+// the only one in the system: true acks, false redelivers.
+func (c *Consumer) handle(me *primitive.MessageExt) (ack bool) {
+	msg := toMessage(me)
+	start := time.Now()
+	err := c.call(msg)
+	elapsed := time.Since(start)
+	c.m.observe(c.sub.Group, elapsed.Seconds())
+
+	var result string
+	level := slog.LevelInfo
+	var panicked *panicError
+	switch {
+	case err == nil:
+		result, ack = resultOK, true
+	case errors.As(err, &panicked):
+		result, ack, level = resultPanic, false, slog.LevelError
+	case errors.Is(err, ErrPermanent):
+		result, ack, level = resultPermanent, true, slog.LevelError
+	default:
+		result, ack, level = resultRetry, false, slog.LevelWarn
+	}
+	c.m.consumedInc(c.sub.Group, msg.Topic, result)
+	attrs := []slog.Attr{
+		slog.String("msg_id", msg.ID),
+		slog.String("topic", msg.Topic),
+		slog.String("tag", msg.Tag),
+		slog.String("keys", msg.Keys),
+		slog.Int("queue", msg.QueueID),
+		slog.Int64("queue_offset", msg.QueueOffset),
+		slog.Int("reconsume", int(msg.ReconsumeTimes)),
+		slog.String("result", result),
+		slog.Int64("duration_ms", elapsed.Milliseconds()),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	if result == resultPermanent || result == resultPanic {
+		attrs = append(attrs, slog.String("body", truncate(msg.Body, maxLoggedBody)))
+	}
+	if panicked != nil {
+		attrs = append(attrs, slog.String("stack", panicked.stack))
+	}
+	c.log.LogAttrs(c.handlerCtx, level, "message consumed", attrs...)
+	return ack
+}
+
+type panicError struct {
+	value any
+	stack string
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("handler panic: %v", p.value) }
+
+func (c *Consumer) call(msg Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: string(debug.Stack())}
+		}
+	}()
+	return c.h(c.handlerCtx, msg)
+}
+
+func toMessage(me *primitive.MessageExt) Message {
+	m := Message{
+		ID:             me.MsgId,
+		OffsetID:       me.OffsetMsgId,
+		Topic:          me.Topic,
+		Tag:            me.GetTags(),
+		Keys:           me.GetKeys(),
+		Body:           me.Body,
+		QueueOffset:    me.QueueOffset,
+		ReconsumeTimes: me.ReconsumeTimes,
+		BornAt:         time.UnixMilli(me.BornTimestamp),
+	}
+	if m.ID == "" {
+		m.ID = m.OffsetID
+	}
+	if me.Queue != nil {
+		m.QueueID = me.Queue.QueueId
+	}
+	return m
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "...(truncated)"
+}
+
+func (c *Consumer) pollLag() {
+	t := time.NewTicker(lagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.lagDone:
+			return
+		case <-t.C:
+			var lag int64
+			for _, d := range c.pc.GetOffsetDiffMap() {
+				lag += d
+			}
+			c.m.setLag(c.sub.Group, lag)
+		}
+	}
+}
+
+// Close stops intake, waits for in-flight handlers (up to 30 s, then cancels
+// their context and waits for them to return), and shuts the consumer down,
+// which persists the offsets of acked messages. Messages pulled but not yet
+// handled are redelivered to whoever consumes the queue next.
+func (c *Consumer) Close() error {
+	c.closeOnce.Do(func() {
+		c.pc.Suspend()
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.stopping)
+		close(c.lagDone)
+		done := make(chan struct{})
+		go func() { c.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			c.log.Warn("handlers still running at close, cancelling them")
+			c.cancelHandler()
+			<-done
+		}
+		if err := c.pc.Shutdown(); err != nil {
+			c.closeErr = fmt.Errorf("shutdown consumer %s: %w", c.sub.Group, err)
+		}
+		close(c.released)
+		c.cancelHandler()
+		c.m.deleteLag(c.sub.Group)
+		c.log.Info("consumer closed")
+	})
+	return c.closeErr
+}

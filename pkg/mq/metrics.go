@@ -1,0 +1,81 @@
+package mq
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the message metrics of one service. A nil *Metrics records nothing.
+type Metrics struct {
+	consumed *prometheus.CounterVec   // group, topic, result
+	sent     *prometheus.CounterVec   // topic, mode, result
+	duration *prometheus.HistogramVec // group
+	lag      *prometheus.GaugeVec     // group
+}
+
+// Results of a consumed message (label result).
+const (
+	resultOK        = "ok"
+	resultRetry     = "retry"
+	resultPermanent = "permanent"
+	resultPanic     = "panic"
+)
+
+// NewMetrics registers the message metrics of service on reg:
+// <svc>_messages_consumed_total{group,topic,result}, <svc>_messages_sent_total{topic,mode,result},
+// <svc>_consume_duration_seconds{group} and <svc>_consumer_lag{group}.
+func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
+	m := &Metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: service + "_messages_consumed_total",
+			Help: "Messages handled by consumer group, topic and result (ok, retry, permanent, panic).",
+		}, []string{"group", "topic", "result"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: service + "_messages_sent_total",
+			Help: "Messages sent by topic, mode (sync, async, oneway, batch) and result (ok, error).",
+		}, []string{"topic", "mode", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    service + "_consume_duration_seconds",
+			Help:    "Handler duration per consumer group.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"group"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: service + "_consumer_lag",
+			Help: "Messages in the broker not yet consumed by the group (queues this process holds).",
+		}, []string{"group"}),
+	}
+	reg.MustRegister(m.consumed, m.sent, m.duration, m.lag)
+	return m
+}
+
+func (m *Metrics) consumedInc(group, topic, result string) {
+	if m != nil {
+		m.consumed.WithLabelValues(group, topic, result).Inc()
+	}
+}
+
+func (m *Metrics) sentAdd(topic, mode string, err error, n int) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.sent.WithLabelValues(topic, mode, result).Add(float64(n))
+}
+
+func (m *Metrics) observe(group string, seconds float64) {
+	if m != nil {
+		m.duration.WithLabelValues(group).Observe(seconds)
+	}
+}
+
+func (m *Metrics) setLag(group string, lag int64) {
+	if m != nil {
+		m.lag.WithLabelValues(group).Set(float64(lag))
+	}
+}
+
+func (m *Metrics) deleteLag(group string) {
+	if m != nil {
+		m.lag.DeleteLabelValues(group)
+	}
+}
