@@ -15,14 +15,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Defaults of the local dependencies; the environment overrides them with
-// the same names the services read (MYSQL_ADDR is the host:port of the
-// MariaDB server, user root without a password unless MYSQL_USER/MYSQL_PASSWORD).
+// Defaults of the local dependencies. The environment overrides them with the
+// names pkg/testenv reads: MYSQL_DSN (a server DSN; its database name, if any,
+// is replaced per service), REDIS_ADDR, and E2E_REDIS_DB for the index.
 const (
-	defaultMySQLAddr = "127.0.0.1:3306"
+	defaultMySQLDSN  = "root@tcp(127.0.0.1:3306)/?parseTime=true&loc=UTC"
 	defaultRedisAddr = "127.0.0.1:6379"
 	// DefaultRedisDB is the Redis database index the stack's services use, so
-	// keys of other tests (DB 0) never mix with theirs. E2E_REDIS_DB overrides it.
+	// keys of other tests (DB 0) never mix with theirs.
 	DefaultRedisDB = 9
 )
 
@@ -34,21 +34,24 @@ func getenv(key, def string) string {
 }
 
 // mysqlConfig returns the server DSN config (no database selected).
-func mysqlConfig() *mysql.Config {
-	c := mysql.NewConfig()
-	c.User = getenv("MYSQL_USER", "root")
-	c.Passwd = os.Getenv("MYSQL_PASSWORD")
-	c.Net = "tcp"
-	c.Addr = getenv("MYSQL_ADDR", defaultMySQLAddr)
+func mysqlConfig(t testing.TB) *mysql.Config {
+	dsn := getenv("MYSQL_DSN", defaultMySQLDSN)
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("MYSQL_DSN %q: %v", dsn, err)
+	}
+	c.DBName = ""
 	c.ParseTime = true
 	c.Loc = time.UTC
-	c.Timeout = 5 * time.Second
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
 	return c
 }
 
 // DSN returns the DSN of database name on the test server.
-func DSN(name string) string {
-	c := mysqlConfig()
+func DSN(t testing.TB, name string) string {
+	c := mysqlConfig(t)
 	c.DBName = name
 	return c.FormatDSN()
 }
@@ -66,7 +69,7 @@ func uniqueID() string {
 // database is dropped in t.Cleanup. An unreachable server fails the test.
 func createDatabase(t testing.TB, name string) *sql.DB {
 	t.Helper()
-	server, err := sql.Open("mysql", mysqlConfig().FormatDSN())
+	server, err := sql.Open("mysql", mysqlConfig(t).FormatDSN())
 	if err != nil {
 		t.Fatalf("open mariadb: %v", err)
 	}
@@ -74,7 +77,7 @@ func createDatabase(t testing.TB, name string) *sql.DB {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := server.PingContext(ctx); err != nil {
-		t.Fatalf("mariadb at %s unreachable (the end-to-end test needs it): %v", mysqlConfig().Addr, err)
+		t.Fatalf("mariadb at %s unreachable (the end-to-end test needs it): %v", mysqlConfig(t).Addr, err)
 	}
 	if _, err := server.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
@@ -91,7 +94,7 @@ func createDatabase(t testing.TB, name string) *sql.DB {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	pool, err := sql.Open("mysql", DSN(name))
+	pool, err := sql.Open("mysql", DSN(t, name))
 	if err != nil {
 		t.Fatalf("open database %s: %v", name, err)
 	}

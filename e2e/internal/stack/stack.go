@@ -158,7 +158,7 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 			"PATH=" + os.Getenv("PATH"),
 			"HOME=" + t.TempDir(),
 			"HTTP_ADDR=" + svc.Addr,
-			"MYSQL_DSN=" + DSN(svc.DBName),
+			"MYSQL_DSN=" + DSN(t, svc.DBName),
 			"REDIS_ADDR=" + redisAddr,
 			"REDIS_DB=" + strconv.Itoa(s.RedisDB),
 			"ROCKETMQ_NAMESRV=" + s.NameSrv,
