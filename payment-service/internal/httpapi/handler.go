@@ -1,0 +1,94 @@
+// Package httpapi is payment-service's HTTP API:
+//
+//	POST /api/v1/payments/{order_id}  pay: 200 {"status":"paid"}, 409 order_closed, 404 not_found
+//	GET  /api/v1/payments/{order_id}  {"order_id","amount_cents","status"}
+//
+// Bad input answers 400 invalid_request; nothing the client sends yields a 5xx.
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+
+	"github.com/gin-gonic/gin"
+
+	"seckill/pkg/httpx"
+
+	"seckill/payment-service/internal/payment"
+)
+
+// orderIDPattern bounds what reaches the database: the payments key is VARCHAR(64).
+var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// API serves the payment routes.
+type API struct {
+	svc *payment.Service
+	log *slog.Logger
+}
+
+// New returns the API over svc.
+func New(svc *payment.Service, log *slog.Logger) *API {
+	return &API{svc: svc, log: log}
+}
+
+// Register adds the payment routes to r.
+func (a *API) Register(r gin.IRoutes) {
+	r.POST("/api/v1/payments/:order_id", a.pay)
+	r.GET("/api/v1/payments/:order_id", a.get)
+}
+
+type paymentView struct {
+	OrderID     string         `json:"order_id"`
+	AmountCents int64          `json:"amount_cents"`
+	Status      payment.Status `json:"status"`
+}
+
+func (a *API) pay(c *gin.Context) {
+	orderID, ok := orderIDParam(c)
+	if !ok {
+		return
+	}
+	p, err := a.svc.Pay(c.Request.Context(), orderID)
+	if err != nil {
+		a.fail(c, orderID, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": p.Status})
+}
+
+func (a *API) get(c *gin.Context) {
+	orderID, ok := orderIDParam(c)
+	if !ok {
+		return
+	}
+	p, err := a.svc.Get(c.Request.Context(), orderID)
+	if err != nil {
+		a.fail(c, orderID, err)
+		return
+	}
+	c.JSON(http.StatusOK, paymentView{OrderID: p.OrderID, AmountCents: p.AmountCents, Status: p.Status})
+}
+
+func orderIDParam(c *gin.Context) (string, bool) {
+	id := c.Param("order_id")
+	if !orderIDPattern.MatchString(id) {
+		httpx.Error(c, http.StatusBadRequest, "invalid_request", "order_id: 1 to 64 letters, digits, '-' or '_'")
+		return "", false
+	}
+	return id, true
+}
+
+// fail maps a service error to its answer: the one place errors become statuses.
+func (a *API) fail(c *gin.Context, orderID string, err error) {
+	switch {
+	case errors.Is(err, payment.ErrNotFound):
+		httpx.Error(c, http.StatusNotFound, "not_found", "no payment for order "+orderID)
+	case errors.Is(err, payment.ErrClosed):
+		httpx.Error(c, http.StatusConflict, "order_closed", "order "+orderID+" is closed")
+	default:
+		a.log.ErrorContext(c.Request.Context(), "payment request failed", "order_id", orderID, "err", err)
+		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
