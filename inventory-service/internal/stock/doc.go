@@ -1,0 +1,23 @@
+// Package stock keeps a product's stock in the database (the truth) and in
+// Redis (the copy order-service reserves from), and consumes the order events
+// that move it:
+//
+//   - created: the order's quantity is added to products.sold, guarded so the
+//     database never oversells, then a deduct line goes to the stock ledger.
+//   - closed: the quantity goes back to sold in the database and, exactly once,
+//     to the Redis stock; SOLDOUT false is broadcast when the Redis stock comes
+//     back from 0; then a release line goes to the ledger.
+//   - STOCK_LEDGER movements are appended, in global order, to stock_ledger.
+//
+// Every effect is written in one transaction together with its pkg/dedup claim
+// on the broker message ID and the event's business key. Follow-up messages
+// (ledger lines, SOLDOUT) are re-sent when a redelivery finds the effect
+// already applied, so a crash between commit and send loses nothing.
+//
+// Sale resets: a PUT starts a new sale (sold = 0, sale_id + 1,
+// sale_started_at = now). A created event whose order was created before
+// sale_started_at belongs to an older sale and is recorded without touching
+// stock; a closed event only gives stock back when its deduction was applied in
+// the product's current sale. Orders accepted while a reset is under way are
+// the admin's risk: reset a product only when its sale is quiet.
+package stock

@@ -1,0 +1,355 @@
+package stock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"seckill/pkg/dedup"
+	"seckill/pkg/events"
+)
+
+// Consumer names under which pkg/dedup records what was consumed.
+const (
+	ConsumerReserve = "inventory.reserve"
+	ConsumerLedger  = "inventory.ledger"
+)
+
+// Notes on a movement that was recorded without changing stock (Applied false).
+const (
+	NoteStaleSale      = "stale_sale"      // the order belongs to a sale that was reset since
+	NoteUnknownProduct = "unknown_product" // no products row for the order's product
+	NoteRefused        = "refused"         // the DB stock could not cover it (Redis and DB disagree)
+	NoteNotDeducted    = "not_deducted"    // release of an order whose deduction was not applied
+)
+
+var (
+	// ErrUnknownProduct: there is no products row for the ID.
+	ErrUnknownProduct = errors.New("unknown product")
+	// ErrNotDeducted: a close arrived before the order's deduction was
+	// recorded; the caller retries later, when the created event has been consumed.
+	ErrNotDeducted = errors.New("deduction not recorded yet")
+	// ErrRefused: the DB stock cannot cover a deduction Redis accepted.
+	ErrRefused = errors.New("deduction exceeds the stock in the database")
+	// ErrInvariant: the database contradicts itself (a bug, not a transient state).
+	ErrInvariant = errors.New("stock invariant broken")
+)
+
+// Product is a row of products: the truth of a product's current sale.
+type Product struct {
+	ProductID     string `gorm:"primaryKey"`
+	Name          string
+	PriceCents    int64
+	Stock         int
+	Sold          int
+	PerUserLimit  int
+	SaleID        int64
+	SaleStartedAt time.Time
+	UpdatedAt     time.Time
+}
+
+// Available is what is left to sell in the current sale.
+func (p Product) Available() int { return p.Stock - p.Sold }
+
+// Movement is a row of stock_movements: one deduct and one release at most per order.
+type Movement struct {
+	ID           int64 `gorm:"primaryKey"`
+	OrderID      string
+	Kind         string // events.MovementDeduct | events.MovementRelease
+	ProductID    string
+	UserID       string
+	Quantity     int
+	SaleID       int64
+	Applied      bool
+	Note         string
+	RedisApplied bool
+	CreatedAt    time.Time
+}
+
+// EventID is the business key of the movement's ledger line: <order_id>:<kind>.
+func (m Movement) EventID() string { return events.EventID(m.OrderID, m.Kind) }
+
+// Delta is the change the movement made to the available stock.
+func (m Movement) Delta() int {
+	if m.Kind == events.MovementDeduct {
+		return -m.Quantity
+	}
+	return m.Quantity
+}
+
+// LedgerEntry is a row of stock_ledger, written in global order.
+type LedgerEntry struct {
+	Seq       int64 `gorm:"primaryKey"`
+	EventID   string
+	OrderID   string
+	ProductID string
+	SaleID    int64
+	Kind      string
+	Delta     int
+	CreatedAt time.Time
+}
+
+// TableName maps LedgerEntry to stock_ledger.
+func (LedgerEntry) TableName() string { return "stock_ledger" }
+
+// Store is inventory-service's access to its database. Every effect of a
+// consumed message is written in one transaction with its dedup claim.
+type Store struct {
+	db  *gorm.DB
+	now func() time.Time
+}
+
+// NewStore returns a Store on gdb (opened with TranslateError, see pkg/db).
+func NewStore(gdb *gorm.DB) *Store {
+	return &Store{db: gdb, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Sale is what an admin sets for a product's sale.
+type Sale struct {
+	Name         string
+	PriceCents   int64
+	Stock        int
+	PerUserLimit int
+}
+
+// ResetSale creates the product or starts a new sale for it: sold goes back to
+// 0, sale_id increases and sale_started_at is now. Events of orders created
+// before sale_started_at are from an older sale and no longer touch stock.
+func (s *Store) ResetSale(ctx context.Context, productID string, sale Sale) (Product, error) {
+	now := s.now()
+	p := Product{
+		ProductID: productID, Name: sale.Name, PriceCents: sale.PriceCents, Stock: sale.Stock,
+		Sold: 0, PerUserLimit: sale.PerUserLimit, SaleID: 1, SaleStartedAt: now, UpdatedAt: now,
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{DoUpdates: clause.Assignments(map[string]any{
+			"name":            sale.Name,
+			"price_cents":     sale.PriceCents,
+			"sold":            0,
+			"stock":           sale.Stock,
+			"per_user_limit":  sale.PerUserLimit,
+			"sale_id":         gorm.Expr("sale_id + 1"),
+			"sale_started_at": now,
+			"updated_at":      now,
+		})}).Create(&p).Error
+		if err != nil {
+			return fmt.Errorf("upsert product %s: %w", productID, err)
+		}
+		return tx.Where("product_id = ?", productID).Take(&p).Error
+	})
+	if err != nil {
+		return Product{}, err
+	}
+	return p, nil
+}
+
+// Product reads a product; ErrUnknownProduct when there is none.
+func (s *Store) Product(ctx context.Context, productID string) (Product, error) {
+	var p Product
+	err := s.db.WithContext(ctx).Where("product_id = ?", productID).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Product{}, fmt.Errorf("product %s: %w", productID, ErrUnknownProduct)
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("read product %s: %w", productID, err)
+	}
+	return p, nil
+}
+
+// Deduction is what a created event asks for.
+type Deduction struct {
+	MsgID, EventID, OrderID, UserID, ProductID string
+	Quantity                                   int
+	CreatedAt                                  time.Time // order creation; zero means "current sale"
+}
+
+// Deduct claims the message and event IDs and, in the same transaction, adds
+// the quantity to sold unless that would exceed stock, recording the deduct
+// movement either way. It returns the movement; dedup.ErrSeen when the message,
+// the event or the order's deduction was consumed before (nothing changed).
+func (s *Store) Deduct(ctx context.Context, d Deduction) (Movement, error) {
+	mv := Movement{
+		OrderID: d.OrderID, Kind: events.MovementDeduct, ProductID: d.ProductID,
+		UserID: d.UserID, Quantity: d.Quantity, CreatedAt: s.now(),
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := dedup.Claim(tx, ConsumerReserve, d.MsgID, d.EventID); err != nil {
+			return err
+		}
+		var p Product
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("product_id = ?", d.ProductID).Take(&p).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			mv.Note = NoteUnknownProduct
+		case err != nil:
+			return fmt.Errorf("lock product %s: %w", d.ProductID, err)
+		case !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt):
+			mv.Note = NoteStaleSale
+		default:
+			// The condition is the oversell guard; the CHECK constraint is the second one.
+			res := tx.Model(&Product{}).
+				Where("product_id = ? AND sold + ? <= stock", d.ProductID, d.Quantity).
+				Updates(map[string]any{"sold": gorm.Expr("sold + ?", d.Quantity), "updated_at": mv.CreatedAt})
+			if res.Error != nil {
+				return fmt.Errorf("deduct %d of %s: %w", d.Quantity, d.ProductID, res.Error)
+			}
+			mv.SaleID = p.SaleID
+			if res.RowsAffected == 1 {
+				mv.Applied = true
+			} else {
+				mv.Note = NoteRefused
+			}
+		}
+		return createMovement(tx, &mv)
+	})
+	if err != nil {
+		return Movement{}, err
+	}
+	return mv, nil
+}
+
+// Release claims the message and event IDs and, in the same transaction, gives
+// the order's deducted quantity back to sold and records the release movement.
+// The quantity, product and sale come from the deduct movement, not from the
+// event. A release of a deduction that was not applied, or that belongs to an
+// older sale, is recorded with Applied false. ErrNotDeducted (nothing claimed)
+// when the deduction is not recorded yet; dedup.ErrSeen when consumed before.
+func (s *Store) Release(ctx context.Context, msgID, eventID, orderID string) (Movement, error) {
+	var rel Movement
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := dedup.Claim(tx, ConsumerReserve, msgID, eventID); err != nil {
+			return err
+		}
+		var ded Movement
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("order_id = ? AND kind = ?", orderID, events.MovementDeduct).Take(&ded).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("release order %s: %w", orderID, ErrNotDeducted)
+		}
+		if err != nil {
+			return fmt.Errorf("read deduction of order %s: %w", orderID, err)
+		}
+		rel = Movement{
+			OrderID: orderID, Kind: events.MovementRelease, ProductID: ded.ProductID,
+			UserID: ded.UserID, Quantity: ded.Quantity, SaleID: ded.SaleID, CreatedAt: s.now(),
+		}
+		if !ded.Applied {
+			rel.Note = NoteNotDeducted
+			return createMovement(tx, &rel)
+		}
+		var p Product
+		err = tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("product_id = ?", ded.ProductID).Take(&p).Error
+		if err != nil {
+			return fmt.Errorf("lock product %s: %w", ded.ProductID, err)
+		}
+		if p.SaleID != ded.SaleID {
+			// The sale was reset since the deduction: the new sale started
+			// from full stock, so there is nothing to give back.
+			rel.Note = NoteStaleSale
+			return createMovement(tx, &rel)
+		}
+		res := tx.Model(&Product{}).
+			Where("product_id = ? AND sold >= ?", ded.ProductID, ded.Quantity).
+			Updates(map[string]any{"sold": gorm.Expr("sold - ?", ded.Quantity), "updated_at": rel.CreatedAt})
+		if res.Error != nil {
+			return fmt.Errorf("release %d of %s: %w", ded.Quantity, ded.ProductID, res.Error)
+		}
+		if res.RowsAffected != 1 {
+			// Within one sale sold always includes every applied deduction.
+			return fmt.Errorf("release %d of %s: sold %d is below it: %w", ded.Quantity, ded.ProductID, p.Sold, ErrInvariant)
+		}
+		rel.Applied = true
+		return createMovement(tx, &rel)
+	})
+	if err != nil {
+		return Movement{}, err
+	}
+	return rel, nil
+}
+
+func createMovement(tx *gorm.DB, mv *Movement) error {
+	err := tx.Create(mv).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		// Same order and kind under another event ID: the effect is already there.
+		return fmt.Errorf("%s of order %s: %w", mv.Kind, mv.OrderID, dedup.ErrSeen)
+	}
+	if err != nil {
+		return fmt.Errorf("record %s of order %s: %w", mv.Kind, mv.OrderID, err)
+	}
+	return nil
+}
+
+// Movement reads the order's movement of kind; gorm.ErrRecordNotFound when none.
+func (s *Store) Movement(ctx context.Context, orderID, kind string) (Movement, error) {
+	var mv Movement
+	err := s.db.WithContext(ctx).Where("order_id = ? AND kind = ?", orderID, kind).Take(&mv).Error
+	if err != nil {
+		return Movement{}, fmt.Errorf("read %s of order %s: %w", kind, orderID, err)
+	}
+	return mv, nil
+}
+
+// MarkRedisApplied records that a release was given back in Redis, so a
+// redelivery long after the Redis dedup record expired cannot give it twice.
+func (s *Store) MarkRedisApplied(ctx context.Context, id int64) error {
+	err := s.db.WithContext(ctx).Model(&Movement{}).Where("id = ?", id).Update("redis_applied", true).Error
+	if err != nil {
+		return fmt.Errorf("mark movement %d given back in redis: %w", id, err)
+	}
+	return nil
+}
+
+// AppendLedger claims the message and event IDs and appends one ledger line
+// in the same transaction; dedup.ErrSeen when consumed before. The sale is
+// taken from the movement the line reports (0 if it is unknown here).
+func (s *Store) AppendLedger(ctx context.Context, msgID string, ev events.StockMovement) (LedgerEntry, error) {
+	e := LedgerEntry{
+		EventID: ev.EventID, OrderID: ev.OrderID, ProductID: ev.ProductID,
+		Kind: ev.Kind, Delta: ev.Delta, CreatedAt: s.now(),
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := dedup.Claim(tx, ConsumerLedger, msgID, ev.EventID); err != nil {
+			return err
+		}
+		var saleIDs []int64
+		err := tx.Model(&Movement{}).Where("order_id = ? AND kind = ?", ev.OrderID, ev.Kind).
+			Limit(1).Pluck("sale_id", &saleIDs).Error
+		if err != nil {
+			return fmt.Errorf("read sale of %s: %w", ev.EventID, err)
+		}
+		if len(saleIDs) == 1 {
+			e.SaleID = saleIDs[0]
+		}
+		err = tx.Create(&e).Error
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fmt.Errorf("ledger %s: %w", ev.EventID, dedup.ErrSeen)
+		}
+		if err != nil {
+			return fmt.Errorf("append ledger %s: %w", ev.EventID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return LedgerEntry{}, err
+	}
+	return e, nil
+}
+
+// LedgerSum is the sum of the ledger deltas of a product's sale and the
+// number of lines.
+func (s *Store) LedgerSum(ctx context.Context, productID string, saleID int64) (sum, lines int, err error) {
+	var r struct{ Total, N int }
+	err = s.db.WithContext(ctx).Model(&LedgerEntry{}).
+		Select("COALESCE(SUM(delta), 0) AS total, COUNT(*) AS n").
+		Where("product_id = ? AND sale_id = ?", productID, saleID).Scan(&r).Error
+	if err != nil {
+		return 0, 0, fmt.Errorf("sum ledger of %s sale %d: %w", productID, saleID, err)
+	}
+	return r.Total, r.N, nil
+}
