@@ -111,6 +111,7 @@ const (
 	pullThresholdForQueue = 64
 	consumeGoroutines     = 16
 	closeTimeout          = 30 * time.Second
+	ackGrace              = 200 * time.Millisecond
 	lagInterval           = 5 * time.Second
 	maxLoggedBody         = 2048
 )
@@ -366,6 +367,10 @@ func (c *Consumer) Close() error {
 			c.cancelHandler()
 			<-done
 		}
+		// client-go records an ack (offset update in memory) right after
+		// our callback returns, in its own goroutine, with no way to wait
+		// for it: give it a moment so Shutdown persists those offsets too.
+		time.Sleep(ackGrace)
 		if err := c.pc.Shutdown(); err != nil {
 			c.closeErr = fmt.Errorf("shutdown consumer %s: %w", c.sub.Group, err)
 		}

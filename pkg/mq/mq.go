@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -111,30 +112,37 @@ func DelayDuration(level int) time.Duration {
 	return delayLevels[level-1]
 }
 
-var clientLogOnce sync.Once
+var (
+	clientLogOnce sync.Once
+	clientLog     clientLogger
+)
 
 // quietClientLog routes client-go's logger (logrus, Info by default, very
-// chatty) into log at Error level only. client-go's logger is process-wide,
-// so the first caller's logger is used; this is the one place deciding it.
+// chatty) into slog at Error level only. client-go's logger is process-wide,
+// so this is the one place deciding it: the first non-nil logger passed here
+// receives client-go's errors (slog.Default until then).
 // ROCKETMQ_CLIENT_LOG_LEVEL=warn|info|debug opens it up when debugging.
 func quietClientLog(log *slog.Logger) {
 	clientLogOnce.Do(func() {
-		level := slog.LevelError
+		clientLog.min = slog.LevelError
 		switch os.Getenv("ROCKETMQ_CLIENT_LOG_LEVEL") {
 		case "debug":
-			level = slog.LevelDebug
+			clientLog.min = slog.LevelDebug
 		case "info":
-			level = slog.LevelInfo
+			clientLog.min = slog.LevelInfo
 		case "warn", "warning":
-			level = slog.LevelWarn
+			clientLog.min = slog.LevelWarn
 		}
-		rlog.SetLogger(&clientLogger{log: log.With("component", "rocketmq-client"), min: level})
+		rlog.SetLogger(&clientLog)
 	})
+	if log != nil {
+		clientLog.log.CompareAndSwap(nil, log.With("component", "rocketmq-client"))
+	}
 }
 
 // clientLogger adapts rlog.Logger to slog.
 type clientLogger struct {
-	log *slog.Logger
+	log atomic.Pointer[slog.Logger]
 	min slog.Level
 }
 
@@ -149,7 +157,11 @@ func (l *clientLogger) emit(level slog.Level, msg string, fields map[string]any)
 		}
 		attrs = append(attrs, slog.Any(k, fmt.Sprint(v)))
 	}
-	l.log.LogAttrs(context.Background(), level, msg, attrs...) // rlog carries no context
+	log := l.log.Load()
+	if log == nil {
+		log = slog.Default()
+	}
+	log.LogAttrs(context.Background(), level, msg, attrs...) // rlog carries no context
 }
 
 func (l *clientLogger) Debug(msg string, f map[string]any)   { l.emit(slog.LevelDebug, msg, f) }

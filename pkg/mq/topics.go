@@ -40,6 +40,7 @@ func EnsureTopics(ctx context.Context, cfg Config, topics []TopicSpec) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	quietClientLog(nil)
 	ensureMu.Lock()
 	defer ensureMu.Unlock()
 	brokers := slices.Clone(cfg.BrokerAddrs)
@@ -149,6 +150,10 @@ func (r routeData) writeQueues() int {
 // not JSON ({0:"ip:port"}); quote such keys before decoding.
 var bareIntKey = regexp.MustCompile(`([{,])\s*(\d+)\s*:`)
 
+func jsonUnmarshalRoute(body []byte, r *routeData) error {
+	return json.Unmarshal(bareIntKey.ReplaceAll(body, []byte(`$1"$2":`)), r)
+}
+
 const codeGetRouteInfo = 105
 
 // queryRoute asks the name servers (first that answers) for topic's route
@@ -163,7 +168,7 @@ func queryRoute(ctx context.Context, nameServers []string, topic string) (routeD
 			continue
 		}
 		var r routeData
-		if err := json.Unmarshal(bareIntKey.ReplaceAll(body, []byte(`$1"$2":`)), &r); err != nil {
+		if err := jsonUnmarshalRoute(body, &r); err != nil {
 			return routeData{}, fmt.Errorf("route of %s from %s: %w", topic, ns, err)
 		}
 		return r, nil
