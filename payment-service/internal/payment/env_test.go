@@ -26,6 +26,7 @@ type env struct {
 	handler  *payment.Handler
 	notifier *payment.Notifier
 	svc      *payment.Service
+	reg      *prometheus.Registry
 }
 
 func newEnv(t *testing.T) *env {
@@ -50,6 +51,7 @@ func newEnv(t *testing.T) *env {
 		handler:  payment.NewHandler(gdb, log, m),
 		notifier: notifier,
 		svc:      payment.NewService(gdb, notifier, log, m),
+		reg:      reg,
 	}
 }
 
@@ -80,4 +82,30 @@ func (e *env) paidEvents(t *testing.T) map[string][]events.OrderPaid {
 		out[ev.OrderID] = append(out[ev.OrderID], ev)
 	}
 	return out
+}
+
+// sentErrors returns a reader of the failed async sends counted so far.
+func (e *env) sentErrors() func() float64 {
+	return func() float64 {
+		mfs, err := e.reg.Gather()
+		if err != nil {
+			panic(err)
+		}
+		var n float64
+		for _, mf := range mfs {
+			if mf.GetName() != "payment_messages_sent_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["mode"] == "async" && labels["result"] == "error" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return n
+	}
 }

@@ -206,3 +206,87 @@ func TestCloseThenPayIsRejected(t *testing.T) {
 }
 
 func orderID(i int) string { return fmt.Sprintf("o%04d", i) }
+
+// Paying twice answers paid twice and sends the paid event each time (a
+// client retry repairs a lost event); the event is the same business event.
+func TestPayIsIdempotentAndResendsPaid(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	mustHandle(t, env.handler, createdMsg(t, "m1", "o1", 700))
+	for range 2 {
+		p, err := env.svc.Pay(t.Context(), "o1")
+		if err != nil || p.Status != payment.StatusPaid {
+			t.Fatalf("Pay(o1) = %q, %v; want paid, nil", p.Status, err)
+		}
+	}
+	closeNotifier(t, env.notifier)
+	evs := env.paidEvents(t)["o1"]
+	if len(evs) != 2 {
+		t.Fatalf("paid events of o1 = %d, want 2", len(evs))
+	}
+	for _, ev := range evs {
+		if ev.EventID != events.EventID("o1", events.TagPaid) || ev.AmountCents != 700 || ev.Version != events.Version {
+			t.Errorf("paid event = %+v, want event_id o1:paid, amount 700, version %d", ev, events.Version)
+		}
+	}
+	if evs[0].PaidAt != evs[1].PaidAt {
+		t.Errorf("paid_at of the re-send = %v, want the first %v", evs[1].PaidAt, evs[0].PaidAt)
+	}
+}
+
+// While the broker refuses sends the notifier retries; once sends come back
+// the event goes out. When the broker keeps refusing, it gives up and the
+// payment stays paid (the order's close will refund it).
+func TestNotifierRetries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		recovers  bool
+		wantSends int
+	}{
+		{"broker comes back", true, 1},
+		{"broker keeps refusing", false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newEnv(t)
+			mustHandle(t, env.handler, createdMsg(t, "m1", "o1", 700))
+			env.broker.RefuseSends(true)
+			if _, err := env.svc.Pay(t.Context(), "o1"); err != nil {
+				t.Fatalf("Pay(o1) error = %v, want nil (the event is sent in the background)", err)
+			}
+			if tc.recovers {
+				waitFailedSend(t, env)
+				env.broker.RefuseSends(false)
+				for len(env.paidEvents(t)["o1"]) == 0 { // a backoff retry sends it
+					select {
+					case <-t.Context().Done():
+						t.Fatal("paid event never sent after the broker came back")
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+			}
+			closeNotifier(t, env.notifier) // a pending retry goes out now
+			if got := len(env.paidEvents(t)["o1"]); got != tc.wantSends {
+				t.Errorf("paid events of o1 = %d, want %d", got, tc.wantSends)
+			}
+			if p, _ := paymentRow(t, env.db, "o1"); p.Status != payment.StatusPaid {
+				t.Errorf("status of o1 = %q, want paid", p.Status)
+			}
+		})
+	}
+}
+
+// waitFailedSend waits until the producer counted a failed async send.
+func waitFailedSend(t *testing.T, env *env) {
+	t.Helper()
+	c := env.sentErrors()
+	for c() == 0 {
+		select {
+		case <-t.Context().Done():
+			t.Fatal("no failed send observed")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -86,7 +86,7 @@ func (n *Notifier) sent(ctx context.Context, orderID string, msg mq.Outgoing, at
 		return
 	}
 	delay := n.backoff << (attempt - 1)
-	log.WarnContext(ctx, "paid event not sent, retrying", "err", err, "retry_in", delay)
+	log.WarnContext(ctx, "paid event not sent, retrying", "err", err, "retry_in_ms", delay.Milliseconds())
 	go func() {
 		t := time.NewTimer(delay)
 		defer t.Stop()
