@@ -1,0 +1,205 @@
+// Command order runs order-service: the order intake API (atomic Redis
+// reservation, created events through the outbox, batch or sync send mode),
+// the consumers that persist orders and apply their status events, the
+// pay-timeout close with its sweeper, and the sold-out broadcast listener.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"seckill/order-service/internal/httpapi"
+	"seckill/order-service/internal/intake"
+	"seckill/order-service/internal/order"
+	"seckill/order-service/internal/outbox"
+	"seckill/order-service/internal/stock"
+	"seckill/order-service/migrations"
+	"seckill/pkg/config"
+	"seckill/pkg/db"
+	"seckill/pkg/dedup"
+	"seckill/pkg/events"
+	"seckill/pkg/httpx"
+	"seckill/pkg/logging"
+	"seckill/pkg/metrics"
+	"seckill/pkg/mq"
+)
+
+const service = "order"
+
+// Timings that are not settings.
+const (
+	soldOutFlagTTL = 5 * time.Second  // a local flag is re-checked against Redis this often
+	sweepInterval  = 30 * time.Second // sweeper period
+	sweepGrace     = time.Minute      // a created order is swept this long after its timeout was due
+	batchMax       = 64               // batch mode: messages per SendBatch
+	batchWait      = 2 * time.Millisecond
+)
+
+func main() {
+	checkConfig := flag.Bool("check-config", false, "load and validate the config, print it masked as one JSON line, exit")
+	healthcheck := flag.Bool("healthcheck", false, "probe this service's /healthz on HTTP_ADDR, exit 0 when healthy")
+	flag.Parse()
+	log := logging.New(service)
+	cfg, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		for _, e := range flatten(err) {
+			log.Error("invalid config", "err", e)
+		}
+		os.Exit(1)
+	}
+	switch {
+	case *checkConfig:
+		if err := printConfig(os.Stdout, cfg); err != nil {
+			log.Error("print config", "err", err)
+			os.Exit(1)
+		}
+		return
+	case *healthcheck:
+		if err := httpx.Probe(cfg.HTTPAddr); err != nil {
+			log.Error("unhealthy", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(context.Background(), log, cfg); err != nil {
+		log.Error("order-service stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service and blocks until SIGINT/SIGTERM. Shutdown order: HTTP
+// intake stops, then the outbox sender (or batch flusher) drains what intake
+// accepted, then (deferred, in reverse) consumers close, the producer, Redis
+// and the DB pool.
+func run(ctx context.Context, log *slog.Logger, cfg Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.InfoContext(ctx, "starting", "config", cfg)
+
+	gdb, err := db.Open(ctx, cfg.MySQLDSN)
+	if err != nil {
+		return fmt.Errorf("open mariadb: %w", err)
+	}
+	defer db.Close(gdb)
+	if err := db.Migrate(ctx, gdb, dedup.Migrations); err != nil {
+		return fmt.Errorf("migrate dedup: %w", err)
+	}
+	if err := db.Migrate(ctx, gdb, migrations.FS); err != nil {
+		return fmt.Errorf("migrate orders: %w", err)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB})
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis %s: %w", cfg.RedisAddr, err)
+	}
+
+	reg := metrics.NewRegistry()
+	mqMetrics := mq.NewMetrics(reg, service)
+	mqCfg := mq.ConfigFrom(cfg.RocketMQ)
+	err = mq.EnsureTopics(ctx, mqCfg, []mq.TopicSpec{
+		{Name: events.TopicOrder, Queues: 4},
+		{Name: events.TopicSoldOut, Queues: 1},
+		{Name: events.TopicOrderStats, Queues: 4},
+	})
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	producer, err := mq.NewProducer(ctx, mqCfg, "PID-order", log, mqMetrics)
+	if err != nil {
+		return fmt.Errorf("start producer: %w", err)
+	}
+	defer producer.Close()
+
+	flags := stock.NewFlags(soldOutFlagTTL)
+	handler := order.NewHandler(gdb, producer, cfg.PayTimeoutLevel, log, order.NewMetrics(reg))
+	handlers := map[string]mq.Handler{
+		handlerApply:   handler.Apply,
+		handlerTimeout: handler.Timeout,
+		handlerSoldOut: flags.Handle,
+	}
+	for _, g := range cfg.RocketMQ.ConsumerGroups {
+		c, err := mq.Subscribe(ctx, mqCfg, mq.FromConfig(g, cfg.ConsumeRate), dispatch(g, handlers), log, mqMetrics)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", g.GroupID, err)
+		}
+		// Deferred after the producer: runs before it, so no handler sends
+		// on a closed producer.
+		defer c.Close()
+	}
+
+	reserver := stock.NewReserver(rdb, stock.Options{Outbox: cfg.OrderSendMode == intake.ModeOutbox})
+	var batcher *intake.Batcher
+	if cfg.OrderSendMode == intake.ModeBatch {
+		batcher = intake.NewBatcher(producer, batchMax, batchWait)
+	}
+	svc := intake.New(cfg.OrderSendMode, reserver, flags, producer, batcher, log)
+	engine := httpx.NewEngine(log, reg, service)
+	httpapi.New(svc, gdb, log, reg).Routes(engine)
+
+	g, gctx := errgroup.WithContext(ctx)
+	// The sender and the flusher stop only after HTTP intake has stopped
+	// (on a signal, or when any goroutine here fails and cancels gctx), so
+	// they drain every order intake accepted.
+	drainCtx, drain := context.WithCancel(context.WithoutCancel(gctx))
+	defer drain()
+	g.Go(func() error {
+		defer drain()
+		return httpx.Serve(gctx, cfg.HTTPAddr, engine, log)
+	})
+	if cfg.OrderSendMode == intake.ModeOutbox {
+		host, _ := os.Hostname()
+		sender := outbox.New(rdb, producer, outbox.Options{Consumer: fmt.Sprintf("%s-%d", host, os.Getpid())}, log, reg)
+		g.Go(func() error { return sender.Run(drainCtx) })
+	}
+	if batcher != nil {
+		g.Go(func() error { return batcher.Run(drainCtx) })
+	}
+	sweeper := order.NewSweeper(handler, mq.DelayDuration(cfg.PayTimeoutLevel)+sweepGrace, sweepInterval)
+	g.Go(func() error { return sweeper.Run(gctx) })
+
+	err = g.Wait()
+	log.InfoContext(ctx, "shutting down")
+	return err
+}
+
+// dispatch routes a group's messages to the handler its config names for the
+// message's topic.
+func dispatch(g config.ConsumerGroup, handlers map[string]mq.Handler) mq.Handler {
+	byTopic := map[string]mq.Handler{}
+	for _, c := range g.Consumers {
+		byTopic[c.Topic] = handlers[c.Handler] // names were validated against knownHandlers
+	}
+	if len(g.Consumers) == 1 {
+		return byTopic[g.Consumers[0].Topic]
+	}
+	return func(ctx context.Context, msg mq.Message) error {
+		h, ok := byTopic[msg.Topic]
+		if !ok {
+			return fmt.Errorf("group %s: no handler for topic %q: %w", g.GroupID, msg.Topic, mq.ErrPermanent)
+		}
+		return h(ctx, msg)
+	}
+}
+
+// flatten lists the leaves of joined errors: one log line per invalid key.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
+}

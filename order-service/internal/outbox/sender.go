@@ -1,0 +1,290 @@
+// Package outbox drains the Redis outbox stream the reservation script appends
+// to: sender goroutines read entries in batches through a consumer group, send
+// each batch to the broker as created messages, then XACK and XDEL them.
+// Entries a dead sender had read are reclaimed with XAUTOCLAIM.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"seckill/order-service/internal/stock"
+	"seckill/pkg/events"
+	"seckill/pkg/mq"
+)
+
+// Options configure a Sender. Zero values take the defaults.
+type Options struct {
+	Stream     string        // default events.OutboxStream
+	Group      string        // Redis consumer group; default "order-outbox"
+	Consumer   string        // this process's consumer name prefix (required: unique per process)
+	Senders    int           // goroutines; default 2
+	Count      int64         // entries per read and per batch; default 64
+	Block      time.Duration // XREADGROUP BLOCK; default 100 ms
+	MinIdle    time.Duration // reclaim entries idle this long; default 10 s
+	Reclaim    time.Duration // reclaim period; default 5 s
+	Drain      time.Duration // how long Run keeps sending after ctx is done; default 5 s
+	MaxBackoff time.Duration // default 2 s
+}
+
+// Sender drains the outbox.
+type Sender struct {
+	rdb      redis.UniversalClient
+	producer *mq.Producer
+	log      *slog.Logger
+	opts     Options
+	sent     *prometheus.CounterVec
+}
+
+// New returns a Sender; reg receives order_outbox_entries_total{result}.
+func New(rdb redis.UniversalClient, producer *mq.Producer, opts Options, log *slog.Logger, reg prometheus.Registerer) *Sender {
+	if opts.Stream == "" {
+		opts.Stream = events.OutboxStream
+	}
+	if opts.Group == "" {
+		opts.Group = "order-outbox"
+	}
+	if opts.Senders <= 0 {
+		opts.Senders = 2
+	}
+	if opts.Count <= 0 {
+		opts.Count = 64
+	}
+	if opts.Block <= 0 {
+		opts.Block = 100 * time.Millisecond
+	}
+	if opts.MinIdle <= 0 {
+		opts.MinIdle = 10 * time.Second
+	}
+	if opts.Reclaim <= 0 {
+		opts.Reclaim = 5 * time.Second
+	}
+	if opts.Drain <= 0 {
+		opts.Drain = 5 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 2 * time.Second
+	}
+	s := &Sender{rdb: rdb, producer: producer, log: log.With("stream", opts.Stream), opts: opts,
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "order_outbox_entries_total", Help: "Outbox entries handled: sent to the broker, or dropped as malformed.",
+		}, []string{"result"})}
+	reg.MustRegister(s.sent)
+	return s
+}
+
+// Init creates the consumer group (from the start of the stream, so entries
+// added before it existed are sent too).
+func (s *Sender) Init(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.opts.Stream, s.opts.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create outbox group %s on %s: %w", s.opts.Group, s.opts.Stream, err)
+	}
+	return nil
+}
+
+// Run sends until ctx is done, then keeps sending what is already in the
+// stream for up to Options.Drain (intake has stopped by then), and returns.
+func (s *Sender) Run(ctx context.Context) error {
+	if err := s.Init(ctx); err != nil {
+		return err
+	}
+	// Sends outlive ctx by the drain period: the HTTP server is shut down
+	// first, so what is left in the stream is finite.
+	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(s.opts.Drain, cancel) })
+	defer stopTimer()
+
+	g, gctx := errgroup.WithContext(sendCtx)
+	for i := range s.opts.Senders {
+		name := fmt.Sprintf("%s-%d", s.opts.Consumer, i)
+		g.Go(func() error { s.loop(gctx, ctx, name); return nil })
+	}
+	g.Go(func() error { s.reclaimLoop(gctx, ctx); return nil })
+	return g.Wait()
+}
+
+// loop reads and sends batches. After an error it re-reads its own pending
+// entries ("0") before new ones (">"), so nothing it read is skipped. Once
+// intake (ctx) is done it stops when a read comes back empty.
+func (s *Sender) loop(sendCtx, intake context.Context, consumer string) {
+	backoff := 50 * time.Millisecond
+	pendingFirst := true
+	for sendCtx.Err() == nil {
+		id := ">"
+		if pendingFirst {
+			id = "0"
+		}
+		block := s.opts.Block
+		if intake.Err() != nil {
+			block = -1 // no BLOCK while draining
+		}
+		res, err := s.rdb.XReadGroup(sendCtx, &redis.XReadGroupArgs{
+			Group: s.opts.Group, Consumer: consumer, Streams: []string{s.opts.Stream, id},
+			Count: s.opts.Count, Block: block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			err, res = nil, nil
+		}
+		if err == nil {
+			var entries []redis.XMessage
+			for _, st := range res {
+				entries = append(entries, st.Messages...)
+			}
+			if len(entries) == 0 {
+				if pendingFirst {
+					pendingFirst = false
+					continue
+				}
+				if intake.Err() != nil {
+					return // drained
+				}
+				continue
+			}
+			err = s.Send(sendCtx, entries)
+		}
+		if err != nil {
+			if sendCtx.Err() != nil {
+				return
+			}
+			s.log.WarnContext(sendCtx, "outbox send failed; retrying", "consumer", consumer, "err", err, "backoff", backoff)
+			pendingFirst = true
+			select {
+			case <-sendCtx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, s.opts.MaxBackoff)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+	}
+}
+
+// reclaimLoop takes over entries another (dead) sender read but never acked.
+func (s *Sender) reclaimLoop(sendCtx, intake context.Context) {
+	consumer := s.opts.Consumer + "-reclaim"
+	t := time.NewTicker(s.opts.Reclaim)
+	defer t.Stop()
+	for {
+		if _, err := s.ReclaimOnce(sendCtx, consumer); err != nil && sendCtx.Err() == nil {
+			s.log.WarnContext(sendCtx, "outbox reclaim failed", "err", err)
+		}
+		select {
+		case <-intake.Done():
+			return
+		case <-sendCtx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReclaimOnce claims entries idle longer than MinIdle for consumer and sends
+// them; it returns how many it sent.
+func (s *Sender) ReclaimOnce(ctx context.Context, consumer string) (int, error) {
+	start, n := "0-0", 0
+	for {
+		entries, next, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: s.opts.Stream, Group: s.opts.Group, Consumer: consumer,
+			MinIdle: s.opts.MinIdle, Start: start, Count: s.opts.Count,
+		}).Result()
+		if err != nil {
+			return n, fmt.Errorf("xautoclaim %s: %w", s.opts.Stream, err)
+		}
+		if len(entries) > 0 {
+			s.log.InfoContext(ctx, "reclaimed outbox entries of a dead sender", "entries", len(entries))
+			if err := s.Send(ctx, entries); err != nil {
+				return n, err
+			}
+			n += len(entries)
+		}
+		if next == "0-0" || next == "" {
+			return n, nil
+		}
+		start = next
+	}
+}
+
+// Send sends entries as one batch of created messages, then acks and deletes
+// them. Malformed entries are logged, acked and deleted without a message.
+func (s *Sender) Send(ctx context.Context, entries []redis.XMessage) error {
+	msgs := make([]mq.Outgoing, 0, len(entries))
+	ids := make([]string, 0, len(entries))
+	var bad []string
+	for _, e := range entries {
+		m, err := Message(e.Values)
+		if err != nil {
+			s.log.ErrorContext(ctx, "dropping malformed outbox entry", "entry_id", e.ID, "entry", e.Values, "err", err)
+			bad = append(bad, e.ID)
+			continue
+		}
+		msgs = append(msgs, m)
+		ids = append(ids, e.ID)
+	}
+	if len(msgs) > 0 {
+		if err := s.producer.SendBatch(ctx, msgs); err != nil {
+			return fmt.Errorf("send %d created messages: %w", len(msgs), err)
+		}
+	}
+	all := append(ids, bad...)
+	if len(all) == 0 {
+		return nil
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.XAck(ctx, s.opts.Stream, s.opts.Group, all...)
+	pipe.XDel(ctx, s.opts.Stream, all...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		// The messages are in the broker; the entries will be sent again and
+		// consumers deduplicate on the event ID.
+		return fmt.Errorf("ack %d outbox entries: %w", len(all), err)
+	}
+	s.sent.WithLabelValues("sent").Add(float64(len(ids)))
+	s.sent.WithLabelValues("malformed").Add(float64(len(bad)))
+	return nil
+}
+
+// Message builds the created message of an outbox entry (the same fields as
+// the reservation hash).
+func Message(values map[string]any) (mq.Outgoing, error) {
+	fields := make(map[string]string, len(values))
+	for k, v := range values {
+		str, ok := v.(string)
+		if !ok {
+			return mq.Outgoing{}, fmt.Errorf("field %s is %T", k, v)
+		}
+		fields[k] = str
+	}
+	r, err := stock.ParseFields(fields)
+	if err != nil {
+		return mq.Outgoing{}, err
+	}
+	return Created(r)
+}
+
+// Created builds the created message of a reservation; intake's sync and
+// batch modes send the same message.
+func Created(r stock.Reservation) (mq.Outgoing, error) {
+	body, err := json.Marshal(events.OrderCreated{
+		Version: events.Version, EventID: events.EventID(r.OrderID, events.TagCreated), OrderID: r.OrderID,
+		UserID: r.UserID, ProductID: r.ProductID, Quantity: r.Quantity, AmountCents: r.AmountCents,
+		CreatedAt: r.CreatedAt,
+	})
+	if err != nil {
+		return mq.Outgoing{}, fmt.Errorf("encode created of %s: %w", r.OrderID, err)
+	}
+	return mq.Outgoing{
+		Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{r.OrderID},
+		ShardingKey: r.OrderID, Body: body,
+	}, nil
+}
