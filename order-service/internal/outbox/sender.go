@@ -95,13 +95,13 @@ func (s *Sender) Init(ctx context.Context) error {
 // Run sends until ctx is done, then keeps sending what is already in the
 // stream for up to Options.Drain (intake has stopped by then), and returns.
 func (s *Sender) Run(ctx context.Context) error {
-	if err := s.Init(ctx); err != nil {
-		return err
-	}
 	// Sends outlive ctx by the drain period: the HTTP server is shut down
 	// first, so what is left in the stream is finite.
 	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	if err := s.Init(sendCtx); err != nil {
+		return err
+	}
 	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(s.opts.Drain, cancel) })
 	defer stopTimer()
 
