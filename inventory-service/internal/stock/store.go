@@ -70,6 +70,9 @@ type Movement struct {
 	CreatedAt    time.Time
 }
 
+// TableName maps Movement to stock_movements.
+func (Movement) TableName() string { return "stock_movements" }
+
 // EventID is the business key of the movement's ledger line: <order_id>:<kind>.
 func (m Movement) EventID() string { return events.EventID(m.OrderID, m.Kind) }
 
