@@ -95,7 +95,10 @@ func (s *Server) handleHeartbeat(c *conn, req *command) *command {
 		old, existed := g.members[hb.ClientID]
 		g.members[hb.ClientID] = m
 		if !existed || old.conn != c {
-			notify = append(notify, s.notificationLocked(g))
+			// The joining client rebalances right after its heartbeat
+			// (push consumer Start); notifying it too only adds a concurrent
+			// rebalance that races client-go's own shutdown path.
+			notify = append(notify, s.notificationLocked(g, c))
 		}
 		retry := retryPrefix + cd.GroupName
 		if validTopic.MatchString(retry) {
@@ -105,7 +108,7 @@ func (s *Server) handleHeartbeat(c *conn, req *command) *command {
 	for name, g := range s.groups {
 		if m, ok := g.members[hb.ClientID]; ok && !listed[name] && m.conn == c {
 			delete(g.members, hb.ClientID)
-			notify = append(notify, s.notificationLocked(g))
+			notify = append(notify, s.notificationLocked(g, nil))
 		}
 	}
 	s.mu.Unlock()
@@ -122,7 +125,7 @@ func (s *Server) handleUnregister(c *conn, req *command) *command {
 		if _, ok := g.members[id]; ok {
 			delete(g.members, id)
 			s.releaseLocksLocked(group, id)
-			notify = append(notify, s.notificationLocked(g))
+			notify = append(notify, s.notificationLocked(g, nil))
 		}
 	}
 	if pg := req.ext("producerGroup"); pg != "" {
@@ -168,7 +171,7 @@ func (s *Server) removeClientLocked(c *conn, clientID string) []notification {
 		if m, ok := g.members[clientID]; ok && m.conn == c {
 			delete(g.members, clientID)
 			s.releaseLocksLocked(name, clientID)
-			notify = append(notify, s.notificationLocked(g))
+			notify = append(notify, s.notificationLocked(g, nil))
 		}
 	}
 	return notify
@@ -189,10 +192,13 @@ func (s *Server) subscriptionLocked(group, topicName string) tagFilter {
 	return nil
 }
 
-func (s *Server) notificationLocked(g *consumerGroup) notification {
+// notificationLocked addresses every member of g except the one on skip.
+func (s *Server) notificationLocked(g *consumerGroup, skip *conn) notification {
 	n := notification{group: g.name}
 	for _, m := range g.members {
-		n.conns = append(n.conns, m.conn)
+		if m.conn != skip {
+			n.conns = append(n.conns, m.conn)
+		}
 	}
 	return n
 }

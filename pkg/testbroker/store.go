@@ -44,8 +44,8 @@ type topic struct {
 }
 
 type queue struct {
-	msgs   []*message // msgs[i] has logical offset min+i
-	min    int64
+	msgs    []*message // msgs[i] has logical offset min+i
+	min     int64
 	notify  chan struct{} // closed and replaced on every append
 	deleted bool          // its topic was deleted; pulls answer 17
 }
