@@ -27,6 +27,7 @@ type env struct {
 	notifier *payment.Notifier
 	svc      *payment.Service
 	reg      *prometheus.Registry
+	mqm      *mq.Metrics
 }
 
 func newEnv(t *testing.T) *env {
@@ -36,8 +37,9 @@ func newEnv(t *testing.T) *env {
 	srv := testbroker.Start(t)
 	srv.CreateTopic(events.TopicOrder, 4)
 	reg := prometheus.NewRegistry()
+	mqm := mq.NewMetrics(reg, "payment")
 	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}},
-		testenv.Unique(t, "PID_"), log, mq.NewMetrics(reg, "payment"))
+		testenv.Unique(t, "PID_"), log, mqm)
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
@@ -52,6 +54,7 @@ func newEnv(t *testing.T) *env {
 		notifier: notifier,
 		svc:      payment.NewService(gdb, notifier, log, m),
 		reg:      reg,
+		mqm:      mqm,
 	}
 }
 
@@ -84,28 +87,43 @@ func (e *env) paidEvents(t *testing.T) map[string][]events.OrderPaid {
 	return out
 }
 
-// sentErrors returns a reader of the failed async sends counted so far.
-func (e *env) sentErrors() func() float64 {
-	return func() float64 {
-		mfs, err := e.reg.Gather()
-		if err != nil {
-			panic(err)
+// counter sums the samples of counter name whose labels include match.
+func (e *env) counter(t *testing.T, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
 		}
-		var n float64
-		for _, mf := range mfs {
-			if mf.GetName() != "payment_messages_sent_total" {
-				continue
+	samples:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
 			}
-			for _, m := range mf.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				if labels["mode"] == "async" && labels["result"] == "error" {
-					n += m.GetCounter().GetValue()
+			for k, v := range match {
+				if labels[k] != v {
+					continue samples
 				}
 			}
+			n += m.GetCounter().GetValue()
 		}
-		return n
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the test's context ends.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
