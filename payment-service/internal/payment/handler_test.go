@@ -275,4 +275,3 @@ func TestNotifierRetries(t *testing.T) {
 		})
 	}
 }
-
