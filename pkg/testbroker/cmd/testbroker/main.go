@@ -1,0 +1,89 @@
+// Command testbroker runs the embedded RocketMQ-compatible name server and
+// broker (package seckill/pkg/testbroker) as a process, for `make run` and
+// end-to-end tests. It logs JSON to stdout and stops on SIGINT/SIGTERM.
+//
+//	testbroker -namesrv 127.0.0.1:9876 -broker 127.0.0.1:10911 -topics ORDER:4,SOLDOUT:1 -delay-scale 1
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"seckill/pkg/logging"
+	"seckill/pkg/testbroker"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "testbroker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("testbroker", flag.ContinueOnError)
+	var (
+		opts     testbroker.Options
+		topics   string
+		logLevel string
+	)
+	fs.StringVar(&opts.NameSrvAddr, "namesrv", "127.0.0.1:9876", "name server listen address (ip:port)")
+	fs.StringVar(&opts.BrokerAddr, "broker", "127.0.0.1:10911", "broker listen address (ip:port), advertised in routes")
+	fs.StringVar(&opts.DataDir, "data-dir", "", "append-only log directory (not supported yet; empty = memory)")
+	fs.Float64Var(&opts.DelayScale, "delay-scale", 1, "multiplier for delay levels (1 = real time, 0.01 = 100x faster)")
+	fs.BoolVar(&opts.StrictTopics, "strict-topics", false, "answer TOPIC_NOT_EXIST for unknown topics like real RocketMQ")
+	fs.IntVar(&opts.RetainPerQueue, "retain", 100000, "messages kept per queue")
+	fs.StringVar(&topics, "topics", "", "topics to create, NAME:QUEUES comma-separated (e.g. ORDER:4,SOLDOUT:1)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if opts.Topics, err = parseTopics(topics); err != nil {
+		return err
+	}
+	log := logging.NewWriter(os.Stdout, "testbroker", logging.ParseLevel(logLevel))
+	opts.Logger = log
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := testbroker.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+	log.Info("ready", slog.String("namesrv", srv.NameSrvAddr()), slog.String("broker", srv.BrokerAddr()))
+	<-ctx.Done()
+	return srv.Close()
+}
+
+// parseTopics parses "ORDER:4,SOLDOUT:1" (queue count defaults to 4).
+func parseTopics(s string) (map[string]int, error) {
+	out := map[string]int{}
+	var errs []error
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, n, found := strings.Cut(item, ":")
+		queues := 4
+		if found {
+			v, err := strconv.Atoi(n)
+			if err != nil || v <= 0 {
+				errs = append(errs, fmt.Errorf("-topics: %q: queue count must be a positive integer", item))
+				continue
+			}
+			queues = v
+		}
+		out[name] = queues
+	}
+	return out, errors.Join(errs...)
+}
