@@ -1,0 +1,70 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"seckill/pkg/dedup"
+	"seckill/pkg/httpx"
+	"seckill/pkg/testenv"
+
+	"seckill/logistics-service/internal/httpapi"
+	"seckill/logistics-service/internal/shipment"
+	"seckill/logistics-service/migrations"
+)
+
+func TestAPI(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
+	gdb := testenv.MariaDB(t, dedup.Migrations, migrations.FS)
+	created := time.Date(2026, 11, 25, 10, 30, 0, 123456000, time.UTC)
+	s := shipment.Shipment{OrderID: "o1", ShipmentID: "s1", Status: shipment.StatusCreated, CreatedAt: created}
+	if err := gdb.Create(&s).Error; err != nil {
+		t.Fatal(err)
+	}
+	e := httpx.NewEngine(log, prometheus.NewRegistry(), "logistics")
+	httpapi.New(gdb, log).Register(e)
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		wantStatus int
+		wantBody   map[string]any
+	}{
+		{"shipped order", "GET", "/api/v1/shipments/o1", 200,
+			map[string]any{"order_id": "o1", "status": "created", "created_at": "2026-11-25T10:30:00.123456Z"}},
+		{"unknown order", "GET", "/api/v1/shipments/o2", 404, map[string]any{"error": "not_found"}},
+		{"bad id", "GET", "/api/v1/shipments/o%201", 400, map[string]any{"error": "invalid_request"}},
+		{"over-long id", "GET", "/api/v1/shipments/" + strings.Repeat("7", 65), 400, map[string]any{"error": "invalid_request"}},
+		{"invalid utf-8 id", "GET", "/api/v1/shipments/%c3%28", 400, map[string]any{"error": "invalid_request"}},
+		{"wrong method", "POST", "/api/v1/shipments/o1", 405, map[string]any{"error": "method_not_allowed"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), tc.method, tc.path, nil))
+			if rec.Code != tc.wantStatus {
+				t.Errorf("%s %s status = %d, want %d (body %s)", tc.method, tc.path, rec.Code, tc.wantStatus, rec.Body)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("%s %s body %q: %v", tc.method, tc.path, rec.Body, err)
+			}
+			if _, ok := tc.wantBody["error"]; ok {
+				delete(got, "message") // free text
+			}
+			if diff := cmp.Diff(tc.wantBody, got); diff != "" {
+				t.Errorf("%s %s body (-want +got):\n%s", tc.method, tc.path, diff)
+			}
+		})
+	}
+}
