@@ -38,15 +38,29 @@ type orderReply struct {
 }
 
 // TestSystem runs a whole flash sale through the four services, the broker,
-// MariaDB and Redis, then checks every database against what the clients saw.
+// MariaDB and Redis, once per order send mode, then checks every database
+// against what the clients saw.
 func TestSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test (builds and starts the whole system); skipped under -short")
 	}
-	started := time.Now()
 	bin := stack.Build(t)
 	t.Log(bin)
-	s := stack.Start(t, bin, stack.Options{PayTimeoutLevel: 3}) // 10 s pay timeout
+	for _, mode := range []string{"outbox", "batch", "sync"} {
+		t.Run("send_mode="+mode, func(t *testing.T) {
+			// Not parallel: the stacks share the Redis database index.
+			runSale(t, bin, mode)
+		})
+	}
+}
+
+// runSale starts the system with ORDER_SEND_MODE=mode and runs one sale.
+func runSale(t *testing.T, bin *stack.Binaries, mode string) {
+	started := time.Now()
+	s := stack.Start(t, bin, stack.Options{
+		PayTimeoutLevel: 3, // 10 s: long enough for the payments below to win
+		Env:             []string{"ORDER_SEND_MODE=" + mode},
+	})
 	ctx := t.Context()
 	product := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
 
@@ -166,6 +180,8 @@ func TestSystem(t *testing.T) {
 	if a := retry[0]; a.err != nil || (a.resp.Status != http.StatusAccepted && a.resp.Status != http.StatusOK) ||
 		a.resp.Decode(&rr) != nil || rr.OrderID != byUser[user(0)] {
 		t.Errorf("retry of an accepted Idempotency-Key after sell-out = %v %v, want 202 with order_id %s", a.resp, a.err, byUser[user(0)])
+	} else {
+		replays++
 	}
 	intakeDone := time.Now()
 
@@ -268,6 +284,29 @@ func TestSystem(t *testing.T) {
 			t.Errorf("order %s shipped but never paid", id)
 		}
 	}
+	// Paying an order the timeout closed is refused; its payment stays cancelled
+	// (checked below) and nothing ships.
+	for _, id := range ids {
+		if final[id] != "closed" || paid[id] {
+			continue
+		}
+		eventually(t, 30*time.Second, "late payment of a closed order refused", func() error {
+			r, err := s.Payment.Do(ctx, http.MethodPost, "/api/v1/payments/"+id, nil, nil)
+			if err != nil {
+				return err
+			}
+			if r.Status == http.StatusOK {
+				t.Fatalf("pay closed order %s = %v, want 409 order_closed", id, r)
+			}
+			if r.Status != http.StatusConflict || r.ErrorCode() != "order_closed" {
+				// The close may not have reached payment-service yet.
+				return fmt.Errorf("pay closed order %s = %v, want 409 order_closed", id, r)
+			}
+			return nil
+		})
+		break
+	}
+
 	// Downstream effects (release, cancel, shipment, ledger) follow the
 	// order's status asynchronously: wait until the databases agree.
 	eventually(t, 60*time.Second, "databases consistent", func() error { return checkState(ctx, s, want) })
@@ -284,11 +323,17 @@ func TestSystem(t *testing.T) {
 			closed++
 		}
 	}
+	buyers := map[string]bool{}
+	for _, as := range [][]attempt{wave, again, rush, late, retry} {
+		for _, a := range as {
+			buyers[a.user] = true
+		}
+	}
 	total := len(wave) + len(again) + len(rush) + len(late) + len(retry)
-	t.Logf("summary: %d order requests (%d distinct buyers), %d accepted = stock %d, %d idempotent replays, %d limit_exceeded, %d sold_out; "+
+	t.Logf("summary (ORDER_SEND_MODE=%s): %d order requests (%d distinct buyers), %d accepted = stock %d, %d idempotent replays, %d limit_exceeded, %d sold_out; "+
 		"%d paid (%d pay attempts answered order_closed), %d shipped, %d closed (%d of them paid too late and refunded); "+
 		"no oversell, one deduction per order, stock back once per closed order, ledger and Redis agree with the DB",
-		total, len(byUser)+2, len(accepted), saleStock, replays+1, limited, soldOut,
+		mode, total, len(buyers), len(accepted), saleStock, replays, limited, soldOut,
 		len(paid), payClosed, shipped, closed, refunded)
 	t.Logf("timing: build %s, intake done %s after start, payments %s, all final %s, checks passed %s (pay timeout level %d)",
 		bin.BuildTaken.Round(time.Millisecond), intakeDone.Sub(started).Round(time.Millisecond),

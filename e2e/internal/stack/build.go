@@ -34,21 +34,27 @@ var mains = []string{
 
 // Build compiles the broker and the four services into a temporary directory
 // of t (one go build, from the workspace root, so go.work applies). Call it
-// once per test run and hand the result to every Start.
+// once per test run and hand the result to every Start. With E2E_BIN_DIR set
+// (e.g. the bin/ of `make build`) it uses the binaries there instead.
 func Build(t testing.TB) *Binaries {
 	t.Helper()
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatalf("find repository root: %v", err)
 	}
-	dir := t.TempDir()
-	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, mains...)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go %v (in %s): %v\n%s", args, root, err, out)
+	dir := os.Getenv("E2E_BIN_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+		args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, mains...)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %v (in %s): %v\n%s", args, root, err, out)
+		}
+	} else if dir, err = filepath.Abs(dir); err != nil {
+		t.Fatalf("E2E_BIN_DIR: %v", err)
 	}
 	b := &Binaries{
 		Dir:        dir,
