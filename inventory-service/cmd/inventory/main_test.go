@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"seckill/pkg/db"
+	"seckill/pkg/events"
+	"seckill/pkg/httpx"
+	"seckill/pkg/mq"
+	"seckill/pkg/testbroker"
+	"seckill/pkg/testenv"
+)
+
+// TestRunServesAndStops runs the whole service in-process against the
+// embedded broker, the real MariaDB and Redis: a sale is created over HTTP, a
+// created order is consumed and ledgered, and cancelling the context stops it cleanly.
+func TestRunServesAndStops(t *testing.T) {
+	b := testbroker.Start(t)
+	dsn := testenv.MariaDBDSN(t)
+	rdb := testenv.Redis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	cfg := defaultConfig()
+	cfg.HTTPAddr, cfg.MySQLDSN, cfg.AdminToken = addr, dsn, "tok-run"
+	cfg.RocketMQ.NameSrvAddr = b.NameSrvAddr()
+	if raceEnabled {
+		cfg.RocketMQ.ConsumerGroups[1].Orderly = false
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, log, cfg) }()
+
+	waitFor(t, "healthz", func() error { return httpx.Probe(addr) })
+	product := testenv.Unique(t, "p")
+	t.Cleanup(func() {
+		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product))
+	})
+	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/api/v1/products/"+product,
+		strings.NewReader(`{"name":"n","price_cents":5,"stock":3,"per_user_limit":1}`))
+	req.Header.Set("Authorization", "Bearer tok-run")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT product = %v %v, want 200", resp, err)
+	}
+	resp.Body.Close()
+
+	p, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{b.NameSrvAddr()}}, "PID-test", log, mq.NewMetrics(prometheus.NewRegistry(), "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	orderID := testenv.Unique(t, "o")
+	body, _ := json.Marshal(events.OrderCreated{
+		Version: events.Version, EventID: events.EventID(orderID, events.TagCreated), OrderID: orderID,
+		UserID: "u1", ProductID: product, Quantity: 1, CreatedAt: time.Now().UTC(),
+	})
+	if _, err := p.SendSync(t.Context(), mq.Outgoing{Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{orderID}, ShardingKey: orderID, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	gdb, err := db.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(gdb)
+	waitFor(t, "deduction ledgered", func() error {
+		var sold, lines int
+		if err := gdb.Raw("SELECT sold FROM products WHERE product_id = ?", product).Scan(&sold).Error; err != nil {
+			return err
+		}
+		if err := gdb.Raw("SELECT COUNT(*) FROM stock_ledger WHERE order_id = ?", orderID).Scan(&lines).Error; err != nil {
+			return err
+		}
+		if sold != 1 || lines != 1 {
+			return fmt.Errorf("sold %d, ledger lines %d; want 1 and 1", sold, lines)
+		}
+		return nil
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run() after cancel = %v, want nil", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run() did not return after cancel")
+	}
+}
+
+func waitFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
