@@ -311,6 +311,10 @@ func runSale(t *testing.T, bin *stack.Binaries, mode string) {
 	// order's status asynchronously: wait until the databases agree.
 	eventually(t, 60*time.Second, "databases consistent", func() error { return checkState(ctx, s, want) })
 
+	for svc, lines := range s.ErrorLines() {
+		t.Errorf("%s logged %d lines at level ERROR, e.g.\n%s", svc, len(lines), lines[0])
+	}
+
 	shipped, closed, refunded := 0, 0, 0
 	for _, id := range ids {
 		switch {

@@ -35,7 +35,9 @@ var mains = []string{
 // Build compiles the broker and the four services into a temporary directory
 // of t (one go build, from the workspace root, so go.work applies). Call it
 // once per test run and hand the result to every Start. With E2E_BIN_DIR set
-// (e.g. the bin/ of `make build`) it uses the binaries there instead.
+// (e.g. the bin/ of `make build`) it uses the binaries there instead; with
+// E2E_RACE set it builds them with the race detector (a race then makes a
+// service exit 66 at shutdown, which Stop reports).
 func Build(t testing.TB) *Binaries {
 	t.Helper()
 	root, err := RepoRoot()
@@ -46,7 +48,11 @@ func Build(t testing.TB) *Binaries {
 	dir := os.Getenv("E2E_BIN_DIR")
 	if dir == "" {
 		dir = t.TempDir()
-		args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, mains...)
+		args := []string{"build", "-o", dir + string(os.PathSeparator)}
+		if os.Getenv("E2E_RACE") != "" {
+			args = append(args, "-race")
+		}
+		args = append(args, mains...)
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()

@@ -323,3 +323,15 @@ func logDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// ErrorLines returns the lines each service logged at level ERROR so far
+// (poison messages and unexpected failures), by service name.
+func (s *Stack) ErrorLines() map[string][]string {
+	out := map[string][]string{}
+	for _, svc := range s.Services() {
+		if l := svc.Proc.Grep(`"level":"ERROR"`); len(l) > 0 {
+			out[svc.Name] = l
+		}
+	}
+	return out
+}
