@@ -1,0 +1,5 @@
+//go:build !race
+
+package mq
+
+const raceEnabled = false
