@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"seckill/pkg/events"
+	"seckill/pkg/logging"
+	"seckill/pkg/testbroker"
+	"seckill/pkg/testenv"
+)
+
+// testRedisDB keeps this test's outbox stream apart from other tests' keys.
+const testRedisDB = 14
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// eventually polls cond every 50 ms until it holds or 30 s passed.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRun runs the whole service against the embedded broker, MariaDB and
+// Redis: orders are accepted, persisted by GID-order, closed by their pay
+// timeout, the sell-out is broadcast, and SIGTERM-style shutdown is clean.
+func TestRun(t *testing.T) {
+	base := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: base.Options().Addr, DB: testRedisDB})
+	t.Cleanup(func() { rdb.Close() })
+	dsn := testenv.MariaDBDSN(t)
+	srv := testbroker.Start(t, func(o *testbroker.Options) { o.DelayScale = 0.01 })
+
+	product := testenv.Unique(t, "p")
+	ctx := t.Context()
+	rdb.Set(ctx, events.StockKey(product), 3, time.Hour)
+	rdb.HSet(ctx, events.InfoKey(product), "price", 100, "limit", 1)
+	t.Cleanup(func() {
+		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product), events.OutboxStream)
+	})
+
+	addr := freeAddr(t)
+	cfg, err := loadConfig(lookup(map[string]string{
+		"HTTP_ADDR": addr, "MYSQL_DSN": dsn, "REDIS_ADDR": base.Options().Addr, "REDIS_DB": fmt.Sprint(testRedisDB),
+		"ROCKETMQ_NAMESRV": srv.NameSrvAddr(), "PAY_TIMEOUT_LEVEL": "1", "CONSUME_RATE": "1000",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := logging.NewWriter(&syncWriter{b: &logs}, "order", slog.LevelInfo)
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(runCtx, log, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	base2 := "http://" + addr
+	eventually(t, "healthz", func() bool {
+		resp, err := http.Get(base2 + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	post := func(user string) (int, map[string]any) {
+		resp, err := http.Post(base2+"/api/v1/orders", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"user_id":%q,"product_id":%q,"quantity":1}`, user, product)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	status := func(id string) string {
+		resp, err := http.Get(base2 + "/api/v1/orders/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		s, _ := m["status"].(string)
+		return s
+	}
+	var ids []string
+	for i := range 3 {
+		code, body := post(fmt.Sprintf("u%d", i))
+		if code != http.StatusAccepted {
+			t.Fatalf("POST #%d = %d %v, want 202", i, code, body)
+		}
+		ids = append(ids, body["order_id"].(string))
+	}
+	if code, body := post("u0"); code != http.StatusConflict {
+		t.Errorf("POST after sell-out = %d %v, want 409", code, body)
+	}
+	// Level 1 (1 s) at DelayScale 0.01: the timeout follows the persist quickly.
+	for _, id := range ids {
+		eventually(t, "order "+id+" closed by its pay timeout", func() bool { return status(id) == "closed" })
+	}
+	closed := 0
+	for _, m := range srv.Messages(events.TopicOrder) {
+		if m.Tags == events.TagClosed {
+			closed++
+		}
+	}
+	if closed != len(ids) {
+		t.Errorf("closed messages = %d, want %d", closed, len(ids))
+	}
+	if n := len(srv.Messages(events.TopicSoldOut)); n != 1 {
+		t.Errorf("SOLDOUT messages = %d, want 1", n)
+	}
+	if n := rdb.XLen(ctx, events.OutboxStream).Val(); n != 0 {
+		t.Errorf("outbox length = %d, want 0", n)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		done <- err // for Cleanup
+		if err != nil {
+			t.Errorf("run() = %v, want nil after shutdown", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run() did not return within 30 s of shutdown")
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("error logs:\n%s", logs.String())
+	}
+}
