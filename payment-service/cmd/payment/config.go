@@ -58,8 +58,9 @@ func loadConfig(o *config.Overrides) (Config, error) {
 	o.String("MYSQL_DSN", &cfg.MySQLDSN)
 	o.Float("CONSUME_RATE", &cfg.ConsumeRate)
 	cfg.RocketMQ.ApplyEnv(o)
-	if err := o.Err(); err != nil {
-		return Config{}, err
+	// Bad variables and invalid values together: one line per key.
+	if envErr := o.Err(); envErr != nil {
+		return Config{}, errors.Join(append(unjoin(envErr), unjoin(cfg.Validate())...)...)
 	}
 	return cfg, cfg.Validate()
 }
@@ -77,11 +78,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("consumeRate: %v, want > 0", c.ConsumeRate))
 	}
 	if err := c.RocketMQ.Validate([]string{handlerApply}); err != nil {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = append(errs, j.Unwrap()...) // one line per key
-		} else {
-			errs = append(errs, err)
-		}
+		errs = append(errs, unjoin(err)...) // one line per key
 	}
 	return errors.Join(errs...)
 }
@@ -101,4 +98,15 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("consumeRate", c.ConsumeRate),
 		slog.Any("rocketmq", c.RocketMQ),
 	)
+}
+
+// unjoin returns the errors an errors.Join holds, err itself otherwise.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

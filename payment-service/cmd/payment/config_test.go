@@ -35,6 +35,8 @@ func TestLoadConfig(t *testing.T) {
 		}, wantLines: []string{"httpAddr: ", "mysqlDSN: ", "consumeRate: ", "rocketmq.nameSrvAddr: empty"}},
 		{name: "consume rate not a number", env: map[string]string{"CONSUME_RATE": "fast"},
 			wantLines: []string{"CONSUME_RATE: "}},
+		{name: "bad variable and bad value together", env: map[string]string{"CONSUME_RATE": "fast", "HTTP_ADDR": "x"},
+			wantLines: []string{"CONSUME_RATE: ", "httpAddr: "}},
 		{name: "host name for the name server", env: map[string]string{"ROCKETMQ_NAMESRV": "localhost:9876"},
 			wantLines: []string{`rocketmq.nameSrvAddr: "localhost:9876" is not ip:port`}},
 		{name: "unknown handler in the file", env: map[string]string{"CONFIG_FILE": file("handler.yaml", `

@@ -51,12 +51,8 @@ func main() {
 	}
 	if err != nil {
 		// A joined error (every invalid config key) logs one line per problem.
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				log.Error("payment-service failed", "err", e)
-			}
-		} else {
-			log.Error("payment-service failed", "err", err)
+		for _, e := range unjoin(err) {
+			log.Error("payment-service failed", "err", e)
 		}
 		os.Exit(1)
 	}
