@@ -311,6 +311,30 @@ func runSale(t *testing.T, bin *stack.Binaries, mode string) {
 	// order's status asynchronously: wait until the databases agree.
 	eventually(t, 60*time.Second, "databases consistent", func() error { return checkState(ctx, s, want) })
 
+	// The closed orders' stock is for sale again: inventory broadcast SOLDOUT
+	// false, which clears every order-service replica's local flag.
+	var resold string
+	eventually(t, 30*time.Second, "released stock sellable again", func() error {
+		a := []attempt{{user: user(9100), key: "resale"}}
+		fire(ctx, s, product, a)
+		if a[0].err != nil {
+			return a[0].err
+		}
+		if a[0].resp.Status != http.StatusAccepted {
+			return fmt.Errorf("POST order after %d closes = %v, want 202", saleStock-len(paid), a[0].resp)
+		}
+		var r orderReply
+		if err := a[0].resp.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		resold = r.OrderID
+		return nil
+	})
+	if n, err := s.Redis.Get(ctx, events.StockKey(product)).Int(); err != nil || n != saleStock-len(paid)-1 {
+		t.Errorf("Redis stock after one more order = %d (%v), want %d", n, err, saleStock-len(paid)-1)
+	}
+	t.Logf("order %s accepted from the released stock", resold)
+
 	for svc, lines := range s.ErrorLines() {
 		t.Errorf("%s logged %d lines at level ERROR, e.g.\n%s", svc, len(lines), lines[0])
 	}
