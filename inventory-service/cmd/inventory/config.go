@@ -46,12 +46,14 @@ func defaultConfig() Config {
 			ConsumerGroups: []config.ConsumerGroup{
 				{
 					GroupID: "GID-inventory",
+					Model:   config.ModelClustering,
 					Consumers: []config.Consumer{{
 						Topic: events.TopicOrder, Tag: events.TagCreated + " || " + events.TagClosed, Handler: handlerReserve,
 					}},
 				},
 				{
 					GroupID: "GID-inventory-ledger",
+					Model:   config.ModelClustering,
 					Orderly: true,
 					Consumers: []config.Consumer{{
 						Topic: events.TopicStockLedger, Tag: "*", Handler: handlerLedger,

@@ -150,7 +150,7 @@ func (a *API) putProduct(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	p, err := a.sales.Put(c, id, sale)
+	p, err := a.sales.Put(c.Request.Context(), id, sale)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -164,13 +164,16 @@ func (a *API) getProduct(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	p, err := a.sales.Product(c, id)
+	p, err := a.sales.Product(c.Request.Context(), id)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, productJSON(p))
 }
+
+// Handlers pass c.Request.Context(), never c: gin recycles *gin.Context after
+// the handler returns, while database/sql may still watch the context.
 
 // fail maps an error to its status in one place: bad input 400 (413 for a
 // body over the limit), an unknown product 404, anything else 500 with a
@@ -185,7 +188,7 @@ func (a *API) fail(c *gin.Context, err error) {
 	case errors.Is(err, stock.ErrUnknownProduct):
 		httpx.Error(c, http.StatusNotFound, "unknown_product", "no such product")
 	default:
-		a.log.ErrorContext(c, "product request failed", "product_id", c.Param("product_id"), "err", err)
+		a.log.ErrorContext(c.Request.Context(), "product request failed", "product_id", c.Param("product_id"), "err", err)
 		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")
 	}
 }

@@ -14,6 +14,15 @@
 // (ledger lines, SOLDOUT) are re-sent when a redelivery finds the effect
 // already applied, so a crash between commit and send loses nothing.
 //
+// Redis and the database can disagree only through a bug or a lost Redis: a
+// created event the database stock cannot cover is recorded as refused
+// (applied = 0), logged at Error and acked as permanent (retrying cannot make
+// room), so the database never oversells and its close is a no-op.
+//
+// Per-user limit: a closed order gives its units back to the user's count in
+// the users hash as well as to the stock (the user ID comes from the deduct
+// movement), so an unpaid, closed order does not count against the limit.
+//
 // Sale resets: a PUT starts a new sale (sold = 0, sale_id + 1,
 // sale_started_at = now). A created event whose order was created before
 // sale_started_at belongs to an older sale and is recorded without touching
