@@ -1,4 +1,22 @@
 // Package e2e holds the end-to-end tests of the flash-sale system: the whole
 // system run as real processes (system_test.go, harness in internal/stack)
 // and the docker-compose file checked against the services' configuration.
+//
+// TestSystem builds the broker and the four services, and for each order
+// send mode (outbox, batch, sync) starts them on fresh MariaDB databases and
+// Redis database 9, runs a sale (a few hundred concurrent orders, idempotent
+// replays, per-user limit, sell-out, half the orders paid, the rest closed by
+// the pay timeout) and checks every database, Redis and the HTTP APIs. It is
+// skipped under -short and fails when MariaDB or Redis is unreachable.
+//
+// Environment:
+//
+//	MYSQL_DSN          server DSN (default root@tcp(127.0.0.1:3306)/?parseTime=true&loc=UTC)
+//	REDIS_ADDR         default 127.0.0.1:6379
+//	E2E_REDIS_DB       Redis database index of the services (default 9; flushed at start)
+//	ROCKETMQ_NAMESRV   use this RocketMQ instead of starting the embedded broker
+//	E2E_BIN_DIR        use prebuilt binaries (e.g. bin/ of `make build`) instead of building
+//	E2E_RACE           build the binaries with the race detector
+//	E2E_LOG_DIR        keep each process's log under this directory (default: a temp dir)
+//	E2E_KEEP_DB        keep the test databases after the run
 package e2e

@@ -99,11 +99,6 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// ServiceDir returns the directory of a service module (e.g. "order-service").
-func (b *Binaries) ServiceDir(module string) string {
-	return filepath.Join(b.RepoRoot, module)
-}
-
 func (b *Binaries) String() string {
 	return fmt.Sprintf("binaries in %s (built in %s)", b.Dir, b.BuildTaken.Round(time.Millisecond))
 }
