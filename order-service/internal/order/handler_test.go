@@ -325,6 +325,9 @@ func TestSweeperClosesOverdueOrders(t *testing.T) {
 	if st := f.status(t, "paid"); st != order.StatusPaid {
 		t.Errorf("paid order status = %s, want paid", st)
 	}
+	if ids, err := s.Recent(t.Context(), time.Hour); err != nil || len(ids) != 1 || ids[0] != "old" {
+		t.Errorf("Recent() = %v, %v; want [old]", ids, err)
+	}
 	// The delayed timeout of the swept order arrives later: no second effect.
 	if err := f.h.Timeout(t.Context(), timeoutMsg(t, "t1", "old")); err != nil {
 		t.Fatal(err)

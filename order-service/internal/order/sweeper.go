@@ -29,7 +29,10 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	defer t.Stop()
 	// Orders closed by a pass whose closed send failed: only the send is left,
 	// and they no longer match the created query, so retry them by ID.
-	var retry []string
+	retry, err := s.Recent(ctx, resendWindow)
+	if err != nil {
+		s.h.log.WarnContext(ctx, "sweep: list recently swept orders", "err", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -42,6 +45,20 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		}
 		retry = s.close(ctx, append(retry, ids...))
 	}
+}
+
+// resendWindow: on start, the sweeper sends closed again for the orders it
+// closed this recently, in case the process died between a close and its
+// send (duplicates are harmless: consumers deduplicate on the event ID).
+const resendWindow = time.Hour
+
+// Recent lists orders the sweeper closed within window.
+func (s *Sweeper) Recent(ctx context.Context, window time.Duration) ([]string, error) {
+	var ids []string
+	err := s.h.db.WithContext(ctx).Model(&Order{}).
+		Where("status = ? AND close_reason = ? AND updated_at > ?", StatusClosed, ReasonSweeper, s.h.now().Add(-window)).
+		Limit(s.batch).Pluck("order_id", &ids).Error
+	return ids, err
 }
 
 // Due lists created orders older than maxAge, oldest first.

@@ -1,0 +1,182 @@
+package intake_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"seckill/order-service/internal/intake"
+	"seckill/order-service/internal/outbox"
+	"seckill/order-service/internal/stock"
+	"seckill/pkg/events"
+	"seckill/pkg/mq"
+	"seckill/pkg/testbroker"
+	"seckill/pkg/testenv"
+)
+
+func broker(t *testing.T) (*testbroker.Server, *mq.Producer) {
+	t.Helper()
+	srv := testbroker.Start(t)
+	for topic, q := range map[string]int{events.TopicOrder: 4, events.TopicSoldOut: 1, events.TopicOrderStats: 4} {
+		srv.CreateTopic(topic, q)
+	}
+	p, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-intake-test",
+		slog.New(slog.DiscardHandler), mq.NewMetrics(prometheus.NewRegistry(), "test"))
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return srv, p
+}
+
+func sale(t *testing.T, rdb *redis.Client, units int) string {
+	t.Helper()
+	p := testenv.Unique(t, "p")
+	rdb.Set(t.Context(), events.StockKey(p), units, time.Hour)
+	rdb.HSet(t.Context(), events.InfoKey(p), "price", 100, "limit", 0)
+	t.Cleanup(func() {
+		rdb.Del(context.Background(), events.StockKey(p), events.InfoKey(p), events.UsersKey(p))
+	})
+	return p
+}
+
+func createdCount(srv *testbroker.Server) map[string]int {
+	out := map[string]int{}
+	for _, m := range srv.Messages(events.TopicOrder) {
+		if m.Tags == events.TagCreated {
+			out[m.Keys]++
+		}
+	}
+	return out
+}
+
+// TestBatcherGroupCommit: concurrent senders are answered after their batch
+// is in the broker, and every message arrives once.
+func TestBatcherGroupCommit(t *testing.T) {
+	srv, p := broker(t)
+	b := intake.NewBatcher(p, 64, 2*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	const n = 300
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			msg, err := outbox.Created(stock.Reservation{OrderID: fmt.Sprintf("o%d", i), UserID: "u", ProductID: "p", Quantity: 1})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := b.Send(t.Context(), msg); err != nil {
+				t.Errorf("Send(o%d) error = %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	got := createdCount(srv)
+	if len(got) != n {
+		t.Errorf("orders in the broker = %d, want %d", len(got), n)
+	}
+	for id, c := range got {
+		if c != 1 {
+			t.Errorf("messages for %s = %d, want 1", id, c)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestBatcherReportsSendFailure(t *testing.T) {
+	srv, p := broker(t)
+	b := intake.NewBatcher(p, 64, 2*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv.RefuseSends(true)
+	msg, _ := outbox.Created(stock.Reservation{OrderID: "o1", UserID: "u", ProductID: "p", Quantity: 1})
+	if err := b.Send(t.Context(), msg); err == nil {
+		t.Fatal("Send while the broker refuses sends: error = nil, want an error")
+	}
+}
+
+// TestSyncModeFailureKeepsReservation: a failed hand-off answers
+// ErrUnavailable but keeps the reservation; the client's retry with the same
+// Idempotency-Key returns the same order and sends it.
+func TestSyncModeFailureKeepsReservation(t *testing.T) {
+	rdb := testenv.Redis(t)
+	srv, p := broker(t)
+	product := sale(t, rdb, 5)
+	r := stock.NewReserver(rdb, stock.Options{TTL: time.Minute})
+	svc := intake.New(intake.ModeSync, r, stock.NewFlags(time.Minute), p, nil, slog.New(slog.DiscardHandler))
+	key := testenv.Unique(t, "k")
+	t.Cleanup(func() { rdb.Del(context.Background(), events.IdempotencyKey("u1", key)) })
+	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: key}
+
+	srv.RefuseSends(true)
+	_, err := svc.Place(t.Context(), req)
+	if !errors.Is(err, intake.ErrUnavailable) {
+		t.Fatalf("Place while the broker refuses = %v, want %v", err, intake.ErrUnavailable)
+	}
+	srv.RefuseSends(false)
+	o, err := svc.Place(t.Context(), req)
+	if err != nil || !o.Replayed {
+		t.Fatalf("retry with the same key = %+v, %v; want a replayed order", o, err)
+	}
+	if got := createdCount(srv)[o.OrderID]; got != 1 {
+		t.Errorf("created messages for %s = %d, want 1", o.OrderID, got)
+	}
+	if left := rdb.Get(t.Context(), events.StockKey(product)).Val(); left != "4" {
+		t.Errorf("stock = %s, want 4 (one reservation)", left)
+	}
+}
+
+// TestSoldOutFlag: the order that takes the last unit broadcasts SOLDOUT and
+// flags the product; the flag rejects without Redis, and clearing it lets
+// orders through again.
+func TestSoldOutFlag(t *testing.T) {
+	rdb := testenv.Redis(t)
+	srv, p := broker(t)
+	product := sale(t, rdb, 1)
+	flags := stock.NewFlags(time.Hour)
+	svc := intake.New(intake.ModeOutbox, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
+		flags, p, nil, slog.New(slog.DiscardHandler))
+	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u1", ProductID: product, Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !flags.SoldOut(product) || len(srv.Messages(events.TopicSoldOut)) != 1 {
+		t.Fatalf("after the last unit: flag %v, SOLDOUT messages %d; want true, 1", flags.SoldOut(product), len(srv.Messages(events.TopicSoldOut)))
+	}
+	rdb.Set(t.Context(), events.StockKey(product), 1, time.Hour) // stock back, but the flag still says sold out
+	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u2", ProductID: product, Quantity: 1}); !errors.Is(err, stock.ErrSoldOut) {
+		t.Fatalf("Place with the flag set = %v, want %v", err, stock.ErrSoldOut)
+	}
+	flags.Set(product, false) // SOLDOUT{false} from inventory
+	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u2", ProductID: product, Quantity: 1}); err != nil {
+		t.Fatalf("Place after the flag cleared = %v, want nil", err)
+	}
+}
+
+func TestNewOrderIDOrderedAndUnique(t *testing.T) {
+	seen := map[string]bool{}
+	prev := ""
+	for range 10000 {
+		id := intake.NewOrderID()
+		if len(id) != 32 || seen[id] {
+			t.Fatalf("NewOrderID() = %q: want 32 hex digits, unique", id)
+		}
+		if id[:12] < prev[:min(12, len(prev))] {
+			t.Fatalf("NewOrderID() = %q sorts before the previous %q", id, prev)
+		}
+		seen[id], prev = true, id
+	}
+}
