@@ -463,3 +463,31 @@ func TestBucketNeverExceedsRatePlusBurst(t *testing.T) {
 		return
 	}
 }
+
+func TestSubscribeErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker: skipped under -short")
+	}
+	srv := testbroker.Start(t, func(o *testbroker.Options) { o.StrictTopics = true })
+	cfg := Config{NameServers: []string{srv.NameSrvAddr()}}
+	h := func(context.Context, Message) error { return nil }
+	tests := []struct {
+		name string
+		cfg  Config
+		sub  Subscription
+	}{
+		{"topic without route", cfg, Subscription{Group: "GID-missing", Topics: []TopicTag{{"NO_SUCH_TOPIC", "*"}}}},
+		{"no topics", cfg, Subscription{Group: "GID-empty"}},
+		{"orderly broadcasting", cfg, Subscription{Group: "GID-ob", Topics: []TopicTag{{"T", "*"}}, Orderly: true, Model: Broadcasting}},
+		{"no name server", Config{}, Subscription{Group: "GID-x", Topics: []TopicTag{{"T", "*"}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Subscribe(t.Context(), tc.cfg, tc.sub, h, testLog(t), nil)
+			if err == nil {
+				c.Close()
+				t.Fatalf("Subscribe(%+v) = nil error, want error", tc.sub)
+			}
+		})
+	}
+}
