@@ -8,8 +8,9 @@ package testbroker
 // is honoured the same way with its remaining time scaled. A delayed message
 // is first stored in SCHEDULE_TOPIC_XXXX (queue level-1) with REAL_TOPIC and
 // REAL_QID; when due, a copy is appended to the real topic and queue with a
-// new queueOffset and commitLogOffset, DELAY / TIMER_DELIVER_MS removed and
-// every other property (UNIQ_KEY, REAL_TOPIC, REAL_QID) kept. Pending
+// new queueOffset and commitLogOffset and every property (UNIQ_KEY, DELAY,
+// REAL_TOPIC, REAL_QID) kept, as 4.9.4 delivers it; TIMER_DELIVER_MS (a 5.x
+// feature that 4.9.4 ignores) is honoured and then removed. Pending
 // deliveries are in s.delayed (a min-heap by due time) and survive the
 // schedule queue's retention bound.
 
@@ -113,8 +114,9 @@ func (s *Server) delayLoop() {
 }
 
 func (s *Server) deliverDelayedLocked(src *message) {
+	// 4.9.4 keeps DELAY on the delivered message (measured: the consumer
+	// sees DELAY=<level>); only the timer property is consumed here.
 	m := src.clone()
-	delete(m.props, propDelay)
 	delete(m.props, propTimerDeliverMS)
 	name := m.props[propRealTopic]
 	qid, _ := strconv.Atoi(m.props[propRealQueueID])

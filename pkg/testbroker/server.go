@@ -345,6 +345,9 @@ func (c *conn) handle(req *command) {
 		return
 	}
 	h := s.handlers[req.Code]
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("request", "code", req.Code, "ext", req.ExtFields, "client", c.remote.String())
+	}
 	if h == nil {
 		s.log.Warn("unsupported request code", "code", req.Code)
 		c.write(newResponse(req, codeRequestNotSupported, fmt.Sprintf("request code %d not supported", req.Code)))
