@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,11 +49,27 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // Redis: orders are accepted, persisted by GID-order, closed by their pay
 // timeout, the sell-out is broadcast, and SIGTERM-style shutdown is clean.
 func TestRun(t *testing.T) {
+	tests := []struct {
+		name, mode string
+		dup        int // every message stored this many times by the broker
+	}{
+		{"outbox", "outbox", 1},
+		{"outbox, every message delivered 3 times", "outbox", 3},
+		{"batch", "batch", 1},
+		{"sync", "sync", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { testRun(t, tc.mode, tc.dup) })
+	}
+}
+
+func testRun(t *testing.T, mode string, dup int) {
 	base := testenv.Redis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: base.Options().Addr, DB: testRedisDB})
 	t.Cleanup(func() { rdb.Close() })
 	dsn := testenv.MariaDBDSN(t)
 	srv := testbroker.Start(t, func(o *testbroker.Options) { o.DelayScale = 0.01 })
+	srv.DuplicateDelivery(dup)
 
 	product := testenv.Unique(t, "p")
 	ctx := t.Context()
@@ -65,7 +82,7 @@ func TestRun(t *testing.T) {
 	addr := freeAddr(t)
 	cfg, err := loadConfig(lookup(map[string]string{
 		"HTTP_ADDR": addr, "MYSQL_DSN": dsn, "REDIS_ADDR": base.Options().Addr, "REDIS_DB": fmt.Sprint(testRedisDB),
-		"ROCKETMQ_NAMESRV": srv.NameSrvAddr(), "PAY_TIMEOUT_LEVEL": "1", "CONSUME_RATE": "1000",
+		"ROCKETMQ_NAMESRV": srv.NameSrvAddr(), "PAY_TIMEOUT_LEVEL": "1", "CONSUME_RATE": "1000", "ORDER_SEND_MODE": mode,
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -126,17 +143,34 @@ func TestRun(t *testing.T) {
 	for _, id := range ids {
 		eventually(t, "order "+id+" closed by its pay timeout", func() bool { return status(id) == "closed" })
 	}
-	closed := 0
+	closed := map[string]bool{}
 	for _, m := range srv.Messages(events.TopicOrder) {
 		if m.Tags == events.TagClosed {
-			closed++
+			closed[m.Keys] = true
 		}
 	}
-	if closed != len(ids) {
-		t.Errorf("closed messages = %d, want %d", closed, len(ids))
+	if len(closed) != len(ids) {
+		t.Errorf("orders with a closed message = %d, want %d", len(closed), len(ids))
 	}
-	if n := len(srv.Messages(events.TopicSoldOut)); n != 1 {
-		t.Errorf("SOLDOUT messages = %d, want 1", n)
+	if n := len(srv.Messages(events.TopicSoldOut)); n != dup {
+		t.Errorf("SOLDOUT messages = %d, want %d", n, dup)
+	}
+	// Each effect happened once, however often its message was delivered.
+	resp, err := http.Get(base2 + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`order_status_transitions_total{status="created"} 3`,
+		`order_status_transitions_total{status="closed"} 3`,
+		`order_requests_total{result="accepted"} 3`,
+		`order_requests_total{result="sold_out"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	if n := rdb.XLen(ctx, events.OutboxStream).Val(); n != 0 {
 		t.Errorf("outbox length = %d, want 0", n)
