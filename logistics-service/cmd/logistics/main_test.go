@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"seckill/pkg/events"
+	"seckill/pkg/mq"
+	"seckill/pkg/testbroker"
+	"seckill/pkg/testenv"
+)
+
+// run wires everything: it creates the schema and the topic, ships a
+// confirmed order, sends shipped, serves the shipment, and returns nil soon
+// after its context ends (what SIGTERM does).
+func TestRun(t *testing.T) {
+	srv := testbroker.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("HTTP_ADDR", addr)
+	t.Setenv("MYSQL_DSN", testenv.MariaDBDSN(t))
+	t.Setenv("ROCKETMQ_NAMESRV", srv.NameSrvAddr())
+	t.Setenv("CONFIG_FILE", "")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, slog.New(slog.NewJSONHandler(t.Output(), nil))) }()
+
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-t.Context().Done():
+				t.Fatalf("timed out waiting for %s", what)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	base := "http://" + addr
+	waitFor("healthz", func() bool { return status(base+"/healthz") == http.StatusOK })
+
+	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-order-test", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	body, _ := json.Marshal(events.OrderConfirmed{Version: events.Version, EventID: "o1:confirmed", OrderID: "o1", ConfirmedAt: time.Now().UTC()})
+	if _, err := producer.SendSync(t.Context(), mq.Outgoing{Topic: events.TopicOrder, Tag: events.TagConfirmed, Keys: []string{"o1"}, ShardingKey: "o1", Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the shipment", func() bool { return status(base+"/api/v1/shipments/o1") == http.StatusOK })
+	waitFor("the shipped event", func() bool {
+		for _, m := range srv.Messages(events.TopicOrder) {
+			if m.Tags == events.TagShipped && m.Keys == "o1" {
+				return true
+			}
+		}
+		return false
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run() = %v after shutdown, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return within 15 s of shutdown")
+	}
+}
