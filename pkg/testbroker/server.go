@@ -66,6 +66,9 @@ type Options struct {
 	DefaultQueues int
 	// RetainPerQueue bounds the messages kept per queue (default 100000).
 	RetainPerQueue int
+	// RetainBytesPerQueue bounds the encoded bytes kept per queue (default
+	// 64 MiB).
+	RetainBytesPerQueue int
 	// MaxFrame bounds one request frame (default 16 MiB).
 	MaxFrame int
 	// MaxPullHold caps how long an empty pull is held (default 15 s; the
@@ -102,6 +105,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RetainPerQueue <= 0 {
 		o.RetainPerQueue = 100000
+	}
+	if o.RetainBytesPerQueue <= 0 {
+		o.RetainBytesPerQueue = 64 << 20
 	}
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = DefaultMaxFrame

@@ -4,8 +4,9 @@ package testbroker
 // is a slice of sealed messages whose logical offsets run from min to max-1.
 // Appends assign the next logical offset, a broker-wide unique commit-log
 // offset and the store timestamp, then wake long-polled pulls on that queue.
-// When a queue holds more than Options.RetainPerQueue messages the oldest
-// are dropped (min advances), so memory stays flat under a long load; a pull
+// When a queue holds more than Options.RetainPerQueue messages or more than
+// Options.RetainBytesPerQueue encoded bytes (always keeping the newest
+// message) the oldest are dropped (min advances), so memory stays flat under a long load; a pull
 // below min then answers PULL_OFFSET_MOVED with nextBeginOffset=min.
 //
 // All state lives under Server.mu. Methods named *Locked require it held.
@@ -46,6 +47,7 @@ type topic struct {
 type queue struct {
 	msgs    []*message // msgs[i] has logical offset min+i
 	min     int64
+	bytes   int           // sum of len(wire) over msgs
 	notify  chan struct{} // closed and replaced on every append
 	deleted bool          // its topic was deleted; pulls answer 17
 }
@@ -113,10 +115,16 @@ func (s *Server) appendLocked(t *topic, m *message) {
 	m.seal()
 	s.nextCommitLog += int64(len(m.wire))
 	q.msgs = append(q.msgs, m)
+	q.bytes += len(m.wire)
 	s.byCommitLog[m.commitLogOffset] = m
-	if drop := len(q.msgs) - s.opts.RetainPerQueue; drop > 0 {
+	drop := max(len(q.msgs)-s.opts.RetainPerQueue, 0)
+	for bytes := q.bytes; drop < len(q.msgs)-1 && bytes > s.opts.RetainBytesPerQueue; drop++ {
+		bytes -= len(q.msgs[drop].wire)
+	}
+	if drop > 0 {
 		for _, old := range q.msgs[:drop] {
 			delete(s.byCommitLog, old.commitLogOffset)
+			q.bytes -= len(old.wire)
 		}
 		clear(q.msgs[:drop])
 		q.msgs = q.msgs[drop:]
