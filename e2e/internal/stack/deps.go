@@ -120,7 +120,7 @@ func redisDB(t testing.TB) int {
 func openRedis(t testing.TB, addr string, db int) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { rdb.Close() })
+	t.Cleanup(func() { rdb.Close() }) // registered first: runs after the flush below
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -129,6 +129,12 @@ func openRedis(t testing.TB, addr string, db int) *redis.Client {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatalf("flush redis db %d: %v", db, err)
 	}
+	t.Cleanup(func() {
+		// Runs after the services stopped; a failed run keeps its keys to look at.
+		if !t.Failed() {
+			_ = rdb.FlushDB(context.Background()).Err()
+		}
+	})
 	return rdb
 }
 
