@@ -120,7 +120,9 @@ else
   done
   # setsid: the children get no terminal signals; Ctrl-C reaches only this
   # script, which then stops them in order (services first, broker last).
+  # -topics: the same topics and queue counts as deploy/rocketmq/init-topics.sh.
   setsid "$bin/testbroker" -namesrv "$embedded_namesrv" -broker "$embedded_broker" \
+    -topics ORDER:4,SOLDOUT:1,STOCK_LEDGER:1,ORDER_STATS:4 \
     -delay-scale "${DELAY_SCALE:-1}" >>"$log_dir/testbroker.log" 2>&1 &
   broker_pid=$!
   for _ in $(seq 100); do

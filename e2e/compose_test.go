@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -463,7 +464,12 @@ func TestComposeConfigAccepted(t *testing.T) {
 // developer's own shell variables cannot make the check pass.
 func checkConfig(t *testing.T, exe string, env map[string]string) ([]byte, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), exe, "-check-config")
+	// -check-config must not open connections or serve: a binary that ignores
+	// the flag and starts the service is killed and fails the test.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-check-config")
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
