@@ -212,7 +212,7 @@ Try it (in another terminal):
   curl -s http://127.0.0.1:8080/api/v1/orders/\$ORDER_ID
   curl -s http://127.0.0.1:8082/api/v1/products/p1
   # everything that happened to it, in every service
-  jq -c "select(.order_id==\"\$ORDER_ID\")" $log_dir/*.log
+  jq -c --arg id "\$ORDER_ID" 'select(.order_id==\$id or .keys==\$id) | {time,service,msg,group,tag,status}' $log_dir/*.log | sort
 
 Ctrl-C stops everything.
 EOF
