@@ -23,8 +23,10 @@ const (
 	serializeJSON     = 0
 	serializeRocketMQ = 1
 
-	flagResponse = 1 // bit0 of flag: this command is a response
-	flagOneway   = 2 // bit1: oneway request (Java only; client-go never sets it)
+	// flagResponse is bit0 of flag: the command is a response. (Bit1 marks
+	// oneway requests in Java; client-go never sets it, so every request is
+	// answered and client-go drops answers to its oneway calls.)
+	flagResponse = 1
 
 	// DefaultMaxFrame bounds one frame (header + body). Java's default is 16 MiB.
 	DefaultMaxFrame = 16 << 20
@@ -203,13 +205,6 @@ func (r *byteReader) u16() uint16 {
 func (r *byteReader) u32() uint32 {
 	if v := r.bytes(4); v != nil {
 		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (r *byteReader) u64() uint64 {
-	if v := r.bytes(8); v != nil {
-		return binary.BigEndian.Uint64(v)
 	}
 	return 0
 }

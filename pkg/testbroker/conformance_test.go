@@ -522,3 +522,40 @@ func TestProducerAutoCreatesTopic(t *testing.T) {
 		t.Fatalf("Messages(%s) = %v, want 1", topicName, e.srv.Messages(topicName))
 	}
 }
+
+// TestQueueOffsetQueries drives GET_MAX_OFFSET (30), GET_MIN_OFFSET (31) and
+// SEARCH_OFFSET_BY_TIMESTAMP (29) over the wire.
+func TestQueueOffsetQueries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topicName := unique(t, "T")
+	e.createTopic(t, topicName, 1)
+	p := e.producer(t)
+	before := time.Now().Add(-time.Second).UnixMilli()
+	for i := range 3 {
+		sendSync(t, p, primitive.NewMessage(topicName, []byte(strconv.Itoa(i))))
+	}
+	broker := brokerOf(t, e.ns)
+	query := func(code int16, ext map[string]string) string {
+		t.Helper()
+		ext["topic"], ext["queueId"] = topicName, "0"
+		resp, err := rawCall(broker, &command{Code: code, Version: 317, Opaque: 9, ExtFields: ext})
+		if err != nil || resp.Code != codeSuccess {
+			t.Fatalf("request %d: %v %+v", code, err, resp)
+		}
+		return resp.ExtFields["offset"]
+	}
+	if got := query(30, map[string]string{}); got != "3" {
+		t.Errorf("GET_MAX_OFFSET = %s, want 3", got)
+	}
+	if got := query(31, map[string]string{}); got != "0" {
+		t.Errorf("GET_MIN_OFFSET = %s, want 0", got)
+	}
+	if got := query(29, map[string]string{"timestamp": strconv.FormatInt(before, 10)}); got != "0" {
+		t.Errorf("SEARCH_OFFSET_BY_TIMESTAMP(before the sends) = %s, want 0", got)
+	}
+	future := time.Now().Add(time.Hour).UnixMilli()
+	if got := query(29, map[string]string{"timestamp": strconv.FormatInt(future, 10)}); got != "2" {
+		t.Errorf("SEARCH_OFFSET_BY_TIMESTAMP(future) = %s, want 2 (the last message, as 4.9.4)", got)
+	}
+}

@@ -32,15 +32,11 @@ const (
 	propRetryTopic      = "RETRY_TOPIC"
 	propOriginMessageID = "ORIGIN_MESSAGE_ID"
 	propTranMsg         = "TRAN_MSG"
-	propProducerGroup   = "PGROUP"
-	propMaxReconsume    = "MAX_RECONSUME_TIMES"
 
 	messageMagicV1 = 0xDAA320A7
 
 	sysFlagCompressed   = 0x1
 	sysFlagTxPrepared   = 0x4
-	sysFlagTxCommit     = 0x8
-	sysFlagTxRollback   = 0xC
 	sysFlagTxMask       = 0xC
 	sysFlagBornHostV6   = 0x10
 	sysFlagStoreHostV6  = 0x20

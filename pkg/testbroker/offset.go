@@ -12,7 +12,8 @@ package testbroker
 //   - 30 GET_MAX_OFFSET / 31 GET_MIN_OFFSET: ext offset (0 for an unknown
 //     topic or queue; the client does not check the code).
 //   - 29 SEARCH_OFFSET_BY_TIMESTAMP: first offset whose store timestamp ≥
-//     timestamp, or maxOffset.
+//     timestamp; for a later timestamp the last message's offset (max-1, as
+//     4.9.4 answers), 0 for an empty queue.
 
 import (
 	"sort"
@@ -93,5 +94,8 @@ func (s *Server) handleSearchOffset(c *conn, req *command) *command {
 		return offsetResponse(req, 0)
 	}
 	i := sort.Search(len(q.msgs), func(i int) bool { return q.msgs[i].storeTimestamp >= ts })
+	if i == len(q.msgs) && i > 0 {
+		i-- // 4.9.4 answers the last message's offset for a later timestamp
+	}
 	return offsetResponse(req, q.min+int64(i))
 }
