@@ -39,7 +39,7 @@ type fixture struct {
 
 // setup serves the API in mode with a product of `units` units at 250 cents
 // and a per-user limit of 2.
-func setup(t *testing.T, mode string, units int) fixture {
+func setup(t testing.TB, mode string, units int) fixture {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	gdb := testenv.MariaDB(t, dedup.Migrations, migrations.FS)

@@ -105,9 +105,13 @@ func (s *Service) Place(ctx context.Context, req Request) (Order, error) {
 			_, err = s.producer.SendSync(ctx, msg)
 		}
 		if err != nil {
+			s.log.WarnContext(ctx, "order reserved but not handed to the broker", "order_id", res.OrderID,
+				"user_id", req.UserID, "product_id", req.ProductID, "mode", s.mode, "err", err)
 			return Order{}, fmt.Errorf("hand off order %s: %w: %w", res.OrderID, ErrUnavailable, err)
 		}
 	}
+	s.log.InfoContext(ctx, "order accepted", "order_id", res.OrderID, "user_id", req.UserID,
+		"product_id", req.ProductID, "quantity", req.Quantity, "replayed", res.Replayed, "mode", s.mode)
 	return Order{OrderID: res.OrderID, Replayed: res.Replayed}, nil
 }
 

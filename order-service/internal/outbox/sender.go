@@ -249,6 +249,7 @@ func (s *Sender) Send(ctx context.Context, entries []redis.XMessage) error {
 		// consumers deduplicate on the event ID.
 		return fmt.Errorf("ack %d outbox entries: %w", len(all), err)
 	}
+	s.log.DebugContext(ctx, "outbox batch sent", "entries", len(ids), "first_order_id", firstOrderID(entries))
 	s.sent.WithLabelValues("sent").Add(float64(len(ids)))
 	s.sent.WithLabelValues("malformed").Add(float64(len(bad)))
 	return nil
@@ -287,4 +288,11 @@ func Created(r stock.Reservation) (mq.Outgoing, error) {
 		Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{r.OrderID},
 		ShardingKey: r.OrderID, Body: body,
 	}, nil
+}
+
+func firstOrderID(entries []redis.XMessage) any {
+	if len(entries) == 0 {
+		return ""
+	}
+	return entries[0].Values["order_id"]
 }
