@@ -120,6 +120,15 @@ func (r putRequest) sale() (stock.Sale, error) {
 	}, nil
 }
 
+// decodeSale reads and validates the PUT body; errors are *httpx.BadRequest.
+func decodeSale(c *gin.Context) (stock.Sale, error) {
+	var req putRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		return stock.Sale{}, err
+	}
+	return req.sale()
+}
+
 // validProductID: 1..64 printable ASCII characters without spaces, so the ID
 // is safe in Redis keys, logs and URLs.
 func validProductID(id string) error {
@@ -140,12 +149,7 @@ func (a *API) putProduct(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	var req putRequest
-	if err := httpx.DecodeJSON(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	sale, err := req.sale()
+	sale, err := decodeSale(c)
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -2,7 +2,9 @@ package stock_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,5 +251,39 @@ func TestPoisonMessagesArePermanent(t *testing.T) {
 	}
 	if pr := e.dbProduct(t, p); pr.Sold != 0 {
 		t.Errorf("sold after poison messages = %d, want 0", pr.Sold)
+	}
+}
+
+// Concurrent deductions beyond the stock: the database never oversells.
+func TestConcurrentDeductionsNeverOversell(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const stockN, buyers = 30, 50
+	p := e.product(t, stockN, 1)
+	errs := make(chan error, buyers)
+	var wg sync.WaitGroup
+	for i := range buyers {
+		o := e.newOrder(t, p, fmt.Sprintf("u%d", i), 1)
+		wg.Go(func() { errs <- e.reserver.Handle(t.Context(), createdMsg(t, "m"+o.id, o)) })
+	}
+	wg.Wait()
+	close(errs)
+	refused := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, stock.ErrRefused):
+			refused++
+		default:
+			t.Errorf("Handle(created) error = %v, want nil or ErrRefused", err)
+		}
+	}
+	pr := e.dbProduct(t, p)
+	if pr.Sold != stockN || refused != buyers-stockN {
+		t.Errorf("after %d concurrent deductions on stock %d: sold %d, refused %d; want %d and %d",
+			buyers, stockN, pr.Sold, refused, stockN, buyers-stockN)
+	}
+	if got := e.count(t, "SELECT COUNT(*) FROM stock_movements WHERE product_id = ? AND applied", p); got != stockN {
+		t.Errorf("applied deductions = %d, want %d", got, stockN)
 	}
 }
