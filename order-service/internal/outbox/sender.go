@@ -157,6 +157,12 @@ func (s *Sender) loop(sendCtx, intake context.Context, consumer string) {
 			if sendCtx.Err() != nil {
 				return
 			}
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				// The stream (and its group) vanished, e.g. Redis restarted empty.
+				if ierr := s.Init(sendCtx); ierr != nil {
+					err = errors.Join(err, ierr)
+				}
+			}
 			s.log.WarnContext(sendCtx, "outbox send failed; retrying", "consumer", consumer, "err", err, "backoff", backoff)
 			pendingFirst = true
 			select {

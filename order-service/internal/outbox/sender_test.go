@@ -232,3 +232,29 @@ func TestMalformedEntryIsDropped(t *testing.T) {
 	f.checkSent(t, want)
 	f.checkDrained(t)
 }
+
+// TestRunRecreatesVanishedGroup: the stream and its group disappear (Redis
+// restarted empty) while the sender runs; it recreates the group and sends
+// new entries.
+func TestRunRecreatesVanishedGroup(t *testing.T) {
+	f := setup(t, 1000)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	s := f.newSender(outbox.Options{MaxBackoff: 100 * time.Millisecond})
+	if err := s.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- s.Run(ctx) }()
+	f.rdb.Del(t.Context(), f.stream)
+	want := f.reserve(t, 3)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(f.created(t)) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	f.checkSent(t, want)
+	f.checkDrained(t)
+}
