@@ -154,7 +154,7 @@ func classify(err error) (status int, code, msg, result string) {
 		return http.StatusNotFound, "unknown_product", "no sale for this product", "unknown_product"
 	case errors.Is(err, stock.ErrNotLoaded):
 		return http.StatusServiceUnavailable, "stock_unavailable", "stock of this product is being rebuilt; retry later", "unavailable"
-	case errors.Is(err, intake.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, intake.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "unavailable", "order not accepted; retry with the same Idempotency-Key", "unavailable"
 	case errors.Is(err, order.ErrNotFound), errors.Is(err, stock.ErrNotFound):
 		return http.StatusNotFound, "not_found", "no such order", ""
