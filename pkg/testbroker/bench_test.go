@@ -27,7 +27,7 @@ func benchProducer(b *testing.B, topicName string) rocketmq.Producer {
 	if err := p.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { p.Shutdown() })
+	b.Cleanup(func() { shutdownClient(p) })
 	if _, err := p.SendSync(context.Background(), primitive.NewMessage(topicName, []byte("warm"))); err != nil {
 		b.Fatal(err)
 	}

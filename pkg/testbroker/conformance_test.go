@@ -276,7 +276,7 @@ func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 	}
 	s1, c1 := e.subscribe(t, group, topicName, "*")
 	waitFor(t, 30*time.Second, "10 old messages", func() bool { return s1.len() >= 10 })
-	if err := c1.Shutdown(); err != nil { // persists offsets
+	if err := shutdownClient(c1); err != nil { // persists offsets
 		t.Fatalf("Shutdown: %v", err)
 	}
 	if e.embedded() {
@@ -355,7 +355,7 @@ func TestOrderly(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { c.Shutdown() })
+	t.Cleanup(func() { shutdownClient(c) })
 	waitFor(t, 30*time.Second, "all orderly messages", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -431,7 +431,7 @@ func TestRetryRedelivers(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { c.Shutdown() })
+	t.Cleanup(func() { shutdownClient(c) })
 	p := e.producer(t)
 	m := primitive.NewMessage(topicName, []byte("retry-me"))
 	m.WithKeys([]string{"rk"})
@@ -462,7 +462,7 @@ func TestDLQAfterMaxReconsume(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { c.Shutdown() })
+	t.Cleanup(func() { shutdownClient(c) })
 	p := e.producer(t)
 	res := sendSync(t, p, primitive.NewMessage(topicName, []byte("poison")))
 	waitFor(t, 2*waitLong, "3 deliveries", func() bool { return s.len() >= 3 })
@@ -494,7 +494,7 @@ func TestConsumerOnMissingTopic(t *testing.T) {
 			return err
 		}
 		err := c.Start()
-		c.Shutdown()
+		shutdownClient(c)
 		return err
 	}
 	if realNameSrv() != "" {
@@ -558,4 +558,44 @@ func TestQueueOffsetQueries(t *testing.T) {
 	if got := query(29, map[string]string{"timestamp": strconv.FormatInt(future, 10)}); got != "2" {
 		t.Errorf("SEARCH_OFFSET_BY_TIMESTAMP(future) = %s, want 2 (the last message, as 4.9.4)", got)
 	}
+}
+
+// TestConsumerLeaveRebalancesSurvivor: when one member of a group goes away
+// the broker notifies the others (40), so the survivor takes over the
+// orphaned queues well before client-go's 20 s rebalance tick.
+func TestConsumerLeaveRebalancesSurvivor(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topicName := unique(t, "T")
+	group := unique(t, "G")
+	e.createTopic(t, topicName, 4)
+	s1, _ := e.subscribe(t, group, topicName, "*")
+	s2, c2 := e.subscribe(t, group, topicName, "*")
+	p := e.producer(t)
+	// Warm up until both members own queues (the split itself is driven by
+	// the notification the first member gets when the second joins).
+	for i := 0; s1.len() == 0 || s2.len() == 0; i++ {
+		if i == 400 {
+			t.Fatalf("after %d sends consumer 1 got %d, consumer 2 got %d; want both > 0", i, s1.len(), s2.len())
+		}
+		sendSync(t, p, primitive.NewMessage(topicName, []byte(fmt.Sprintf("warm%d", i))))
+		time.Sleep(10 * time.Millisecond) // pacing, not an assertion
+	}
+	if err := shutdownClient(c2); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	const n = 16
+	for i := range n {
+		sendSync(t, p, primitive.NewMessage(topicName, []byte(fmt.Sprintf("new%d", i))))
+	}
+	// Without the notification the survivor would wait for its 20 s tick.
+	waitFor(t, 15*time.Second, "survivor consumes the new messages on every queue", func() bool {
+		got := 0
+		for b := range bodySet(s1.all()) {
+			if len(b) > 3 && b[:3] == "new" {
+				got++
+			}
+		}
+		return got == n
+	})
 }

@@ -65,7 +65,7 @@ func TestFaultDropOffsetCommits(t *testing.T) {
 	e.srv.DropOffsetCommits(group, true)
 	s1, c1 := e.subscribe(t, group, topicName, "*")
 	waitFor(t, 30*time.Second, "5 messages", func() bool { return s1.len() >= 5 })
-	if err := c1.Shutdown(); err != nil {
+	if err := shutdownClient(c1); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	// The final commits are oneway frames; the group is empty only once the
