@@ -403,10 +403,10 @@ func TestComposeEnvIsRead(t *testing.T) {
 	}
 }
 
-// TestComposeConfigAccepted builds each service and runs `<svc> -check-config`
-// with exactly the compose service's environment and its mounted config file:
-// the compose configuration must pass the service's own validation, and a
-// broken name server address must not.
+// TestComposeConfigAccepted builds each service (or takes it from E2E_BIN_DIR)
+// and runs `<svc> -check-config` with exactly the compose service's environment
+// and its mounted config file: the compose configuration must pass the
+// service's own validation, and a broken name server address must not.
 func TestComposeConfigAccepted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the service binaries")
@@ -422,11 +422,15 @@ func TestComposeConfigAccepted(t *testing.T) {
 				t.Skipf("%s does not exist yet", pkg)
 			}
 			exe := filepath.Join(bin, cs.name)
-			build := exec.CommandContext(t.Context(), "go", "build", "-o", exe, pkg)
-			build.Dir = root
-			build.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+			if dir := os.Getenv("E2E_BIN_DIR"); dir != "" {
+				exe = filepath.Join(dir, cs.name) // prebuilt (make build), as for TestSystem
+			} else {
+				build := exec.CommandContext(t.Context(), "go", "build", "-o", exe, pkg)
+				build.Dir = root
+				build.Env = append(os.Environ(), "CGO_ENABLED=0")
+				if out, err := build.CombinedOutput(); err != nil {
+					t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+				}
 			}
 			s := service(t, p, cs.name)
 			e := env(s)
