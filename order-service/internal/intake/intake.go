@@ -64,7 +64,10 @@ func New(mode string, reserver *stock.Reserver, flags *stock.Flags, producer *mq
 // stock.ErrSoldOut, stock.ErrLimitExceeded, stock.ErrUnknownProduct or
 // stock.ErrNotLoaded; a failed hand-off wraps ErrUnavailable.
 func (s *Service) Place(ctx context.Context, req Request) (Order, error) {
-	if s.flags.SoldOut(req.ProductID) {
+	// A request with an Idempotency-Key may be the retry of an order accepted
+	// before the sell-out: only the script can tell, so the flag's shortcut is
+	// for requests without a key.
+	if req.IdempotencyKey == "" && s.flags.SoldOut(req.ProductID) {
 		s.rejected(ctx, req, "sold_out")
 		return Order{}, fmt.Errorf("order %s (local flag): %w", req.ProductID, stock.ErrSoldOut)
 	}

@@ -166,6 +166,33 @@ func TestSoldOutFlag(t *testing.T) {
 	}
 }
 
+// TestIdempotentRetryAfterSoldOut: a client whose 202 was lost retries with
+// its Idempotency-Key after the sell-out flag is set and gets its order back,
+// not sold_out.
+func TestIdempotentRetryAfterSoldOut(t *testing.T) {
+	rdb := testenv.Redis(t)
+	_, p := broker(t)
+	product := sale(t, rdb, 1)
+	flags := stock.NewFlags(time.Hour)
+	svc := intake.New(intake.ModeOutbox, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
+		flags, p, nil, slog.New(slog.DiscardHandler))
+	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: "k1"}
+	first, err := svc.Place(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !flags.SoldOut(product) {
+		t.Fatalf("flag after the last unit = false, want true")
+	}
+	again, err := svc.Place(t.Context(), req)
+	if err != nil || again.OrderID != first.OrderID || !again.Replayed {
+		t.Fatalf("retry after sell-out = %+v, %v; want order %s replayed", again, err, first.OrderID)
+	}
+	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u2", ProductID: product, Quantity: 1, IdempotencyKey: "k2"}); !errors.Is(err, stock.ErrSoldOut) {
+		t.Fatalf("new key after sell-out = %v, want %v", err, stock.ErrSoldOut)
+	}
+}
+
 func TestNewOrderIDOrderedAndUnique(t *testing.T) {
 	seen := map[string]bool{}
 	prev := ""
