@@ -34,6 +34,42 @@ reachable() {
   timeout 2 bash -c "exec 3<>/dev/tcp/$host/$p" 2>/dev/null
 }
 
+namesrv="${ROCKETMQ_NAMESRV:-$embedded_namesrv}"
+
+token_generated=""
+if [[ -z "${ADMIN_TOKEN:-}" ]]; then
+  ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  token_generated=" (generated; set ADMIN_TOKEN to choose one)"
+fi
+
+# service_env SVC: the environment of one service, the same names as in
+# docker-compose.yml. Values differ only in addresses (localhost vs containers).
+service_env() {
+  local s=$1
+  printf '%s\n' \
+    "CONFIG_FILE=$root/deploy/config/$s.yaml" \
+    "HTTP_ADDR=127.0.0.1:${port[$s]}" \
+    "MYSQL_DSN=root@tcp($mysql_addr)/seckill_$s?parseTime=true&loc=UTC" \
+    "ROCKETMQ_NAMESRV=$namesrv" \
+    "CONSUME_RATE=${CONSUME_RATE:-200}"
+  case $s in
+    order)
+      printf '%s\n' "REDIS_ADDR=$redis_addr" \
+        "PAY_TIMEOUT_LEVEL=${PAY_TIMEOUT_LEVEL:-5}" \
+        "ORDER_SEND_MODE=${ORDER_SEND_MODE:-outbox}" ;;
+    inventory)
+      printf '%s\n' "REDIS_ADDR=$redis_addr" "ADMIN_TOKEN=$ADMIN_TOKEN" ;;
+  esac
+}
+
+# -print-env SVC: print the service's environment and exit (e2e/compose_test.go
+# compares it with docker-compose.yml and runs the service's -check-config on it).
+if [[ ${1:-} == -print-env ]]; then
+  [[ -n ${2:-} && -n ${port[${2}]:-} ]] || die "usage: run.sh [-print-env order|payment|inventory|logistics]"
+  service_env "$2"
+  exit 0
+fi
+
 for b in testbroker "${services[@]}"; do
   [[ -x "$bin/$b" ]] || die "$bin/$b is missing: run \`make build\` first (or just \`make run\`)."
 done
@@ -107,14 +143,12 @@ trap 'cleanup $?' EXIT
 
 # --- broker -------------------------------------------------------------------
 if [[ -n "${ROCKETMQ_NAMESRV:-}" ]]; then
-  namesrv=$ROCKETMQ_NAMESRV
   IFS=';' read -ra addrs <<<"$namesrv"
   for a in "${addrs[@]}"; do
     reachable "$a" || die "ROCKETMQ_NAMESRV=$namesrv: name server $a is not reachable (it must be ip:port; client-go rejects hostnames)."
   done
   say "using RocketMQ at $namesrv (ROCKETMQ_NAMESRV)"
 else
-  namesrv=$embedded_namesrv
   for a in "$embedded_namesrv" "$embedded_broker"; do
     reachable "$a" && die "$a is already in use: stop the other broker, or set ROCKETMQ_NAMESRV to use it."
   done
@@ -135,32 +169,6 @@ else
 fi
 
 # --- services -------------------------------------------------------------------
-token_generated=""
-if [[ -z "${ADMIN_TOKEN:-}" ]]; then
-  ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-  token_generated=" (generated; set ADMIN_TOKEN to choose one)"
-fi
-
-# service_env SVC: the environment of one service, the same names as in
-# docker-compose.yml. Values differ only in addresses (localhost vs containers).
-service_env() {
-  local s=$1
-  printf '%s\n' \
-    "CONFIG_FILE=$root/deploy/config/$s.yaml" \
-    "HTTP_ADDR=127.0.0.1:${port[$s]}" \
-    "MYSQL_DSN=root@tcp($mysql_addr)/seckill_$s?parseTime=true&loc=UTC" \
-    "ROCKETMQ_NAMESRV=$namesrv" \
-    "CONSUME_RATE=${CONSUME_RATE:-200}"
-  case $s in
-    order)
-      printf '%s\n' "REDIS_ADDR=$redis_addr" \
-        "PAY_TIMEOUT_LEVEL=${PAY_TIMEOUT_LEVEL:-5}" \
-        "ORDER_SEND_MODE=${ORDER_SEND_MODE:-outbox}" ;;
-    inventory)
-      printf '%s\n' "REDIS_ADDR=$redis_addr" "ADMIN_TOKEN=$ADMIN_TOKEN" ;;
-  esac
-}
-
 for s in "${services[@]}"; do
   : >"$log_dir/$s.log"
   mapfile -t envs < <(service_env "$s")

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -378,6 +379,31 @@ func TestComposeServices(t *testing.T) {
 	}
 }
 
+// TestComposeMatchesRunScript checks that `make run` (deploy/run.sh) gives each
+// service the same variables and config file as docker-compose.yml.
+func TestComposeMatchesRunScript(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	for _, cs := range composeServices {
+		t.Run(cs.name, func(t *testing.T) {
+			s := service(t, p, cs.name)
+			compose := env(s)
+			local := runScriptEnv(t, root, cs.name)
+			if diff := cmp.Diff(slices.Sorted(maps.Keys(compose)), slices.Sorted(maps.Keys(local))); diff != "" {
+				t.Errorf("variables of %s: docker-compose.yml vs deploy/run.sh (-compose +run.sh):\n%s", cs.name, diff)
+			}
+			if got, want := local["CONFIG_FILE"], containerFiles(s)[compose["CONFIG_FILE"]]; got != want {
+				t.Errorf("deploy/run.sh CONFIG_FILE = %q, docker-compose.yml mounts %q", got, want)
+			}
+			_, localPort, _ := net.SplitHostPort(local["HTTP_ADDR"])
+			_, composePort, _ := net.SplitHostPort(compose["HTTP_ADDR"])
+			if localPort != composePort {
+				t.Errorf("HTTP_ADDR port: deploy/run.sh %q, docker-compose.yml %q", localPort, composePort)
+			}
+		})
+	}
+}
+
 // TestComposeEnvIsRead checks that every variable the compose file sets is
 // named in the service's own source (or pkg/config for ROCKETMQ_*), so a
 // renamed variable cannot leave the compose file silently ignored.
@@ -450,6 +476,12 @@ func TestComposeConfigAccepted(t *testing.T) {
 				}
 			}
 
+			// The same for `make run`: deploy/run.sh's environment must pass too.
+			local := runScriptEnv(t, root, cs.name)
+			if out, err := checkConfig(t, exe, local); err != nil {
+				t.Errorf("%s -check-config with the deploy/run.sh environment: %v\n%s", cs.name, err, out)
+			}
+
 			bad := cloneMap(e)
 			bad["ROCKETMQ_NAMESRV"] = "localhost:9876" // a hostname: client-go would reject it
 			out, err = checkConfig(t, exe, bad)
@@ -462,6 +494,27 @@ func TestComposeConfigAccepted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runScriptEnv is the environment deploy/run.sh gives service svc, with
+// nothing set in the caller's environment (so every default applies).
+func runScriptEnv(t *testing.T, root, svc string) map[string]string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "bash", filepath.Join(root, "deploy/run.sh"), "-print-env", svc)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("deploy/run.sh -print-env %s: %v", svc, err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("deploy/run.sh -print-env %s: line %q is not NAME=value", svc, line)
+		}
+		m[k] = v
+	}
+	return m
 }
 
 // checkConfig runs exe -check-config with only env (plus PATH/HOME), so the
