@@ -14,7 +14,7 @@
 // (pull.go), offsets 14/15/29/30/31 (offset.go), heartbeat 34/35/38 and the
 // broker→client 40 (heartbeat.go), retry/DLQ 36 (sendback.go), orderly locks
 // 41/42 (lock.go), admin 17/215/216/206 (admin.go), delay levels
-// (delay.go). UNSUPPORTED.md lists what is not implemented.
+// (delay.go), transactions 37 and the broker→client 39 (tx.go). UNSUPPORTED.md lists what is not implemented.
 //
 // Inspection for assertions: Messages, DLQ, MaxOffset, MinOffset,
 // ConsumerOffset, Lag, Consumers, Topics, PendingDelayed. Fault hooks

@@ -37,6 +37,8 @@ const (
 
 	sysFlagCompressed   = 0x1
 	sysFlagTxPrepared   = 0x4
+	sysFlagTxCommit     = 0x8
+	sysFlagTxRollback   = 0xC
 	sysFlagTxMask       = 0xC
 	sysFlagBornHostV6   = 0x10
 	sysFlagStoreHostV6  = 0x20

@@ -16,7 +16,8 @@ package testbroker
 //   - topic %RETRY%<g> (client-go's fallback when CONSUMER_SEND_MSG_BACK
 //     fails): header reconsumeTimes > maxReconsumeTimes reroutes to
 //     %DLQ%<g> queue 0 and drops DELAY.
-//   - sysFlag tx-prepared + TRAN_MSG=true: not supported yet, answers 16.
+//   - sysFlag tx-prepared + TRAN_MSG=true: stored as a hidden half message
+//     (tx.go).
 //   - DELAY=n>0 (clamped to 18) or TIMER_DELIVER_MS: stored in
 //     SCHEDULE_TOPIC_XXXX queue n-1 with REAL_TOPIC/REAL_QID, delivered
 //     later by delay.go with new offsets.
@@ -100,6 +101,7 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 		return resp
 	}
 	props := parseProperties(h.properties)
+	props["CLUSTER"] = s.opts.ClusterName // as 4.9.4 stamps every single send
 	m := &message{
 		queueID:        int32(h.queueID),
 		flag:           h.flag,
@@ -109,9 +111,6 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 		reconsumeTimes: h.reconsumeTimes,
 		body:           req.Body,
 		props:          props,
-	}
-	if h.sysFlag&sysFlagTxMask == sysFlagTxPrepared && props[propTranMsg] == "true" {
-		return newResponse(req, codeNoPermission, "transactional messages are not supported by testbroker (UNSUPPORTED.md)")
 	}
 
 	s.mu.Lock()
@@ -128,6 +127,11 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 		return newResponse(req, code, remark)
 	}
 	m.queueID = int32(qid)
+	if h.sysFlag&sysFlagTxMask == sysFlagTxPrepared && props[propTranMsg] == "true" {
+		resp := s.putHalfLocked(req, m, t.name, qid)
+		s.mu.Unlock()
+		return resp
+	}
 	stored := s.putLocked(t, m)
 	resp := newResponse(req, codeSuccess, "")
 	resp.ExtFields["msgId"] = stored.offsetMsgID()

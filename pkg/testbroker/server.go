@@ -78,6 +78,12 @@ type Options struct {
 	// (default 25 s; client-go renews every 20 s and never unlocks a queue it
 	// loses in a rebalance).
 	LockExpiry time.Duration
+	// TxCheckTimeout is how long a half message may stay open before the
+	// broker asks its producer (default 6 s, Java transactionTimeOut);
+	// TxCheckInterval spaces the checks (default 60 s); after TxCheckMax
+	// checks (default 15) the half is dropped.
+	TxCheckTimeout, TxCheckInterval time.Duration
+	TxCheckMax                      int
 	// Topics are created at start, name → queue count.
 	Topics map[string]int
 	// Logger receives the broker's logs (default: discarded).
@@ -118,6 +124,15 @@ func (o *Options) setDefaults() {
 	if o.LockExpiry <= 0 {
 		o.LockExpiry = 25 * time.Second
 	}
+	if o.TxCheckTimeout <= 0 {
+		o.TxCheckTimeout = 6 * time.Second
+	}
+	if o.TxCheckInterval <= 0 {
+		o.TxCheckInterval = 60 * time.Second
+	}
+	if o.TxCheckMax <= 0 {
+		o.TxCheckMax = 15
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +161,7 @@ type Server struct {
 	groups        map[string]*consumerGroup
 	producers     map[string]map[*conn]struct{}
 	locks         map[lockKey]lockEntry
+	halves        map[int64]*halfMessage // open transactions by commitLogOffset
 	delayed       delayHeap
 	delayWake     chan struct{}
 	onAppend      func(*message) // persistence hook; nil in memory mode
@@ -173,6 +189,7 @@ func Run(ctx context.Context, opts Options) (*Server, error) {
 		groups:      map[string]*consumerGroup{},
 		producers:   map[string]map[*conn]struct{}{},
 		locks:       map[lockKey]lockEntry{},
+		halves:      map[int64]*halfMessage{},
 		delayWake:   make(chan struct{}, 1),
 		faults:      faultState{dropCommits: map[string]bool{}},
 	}
@@ -197,10 +214,11 @@ func Run(ctx context.Context, opts Options) (*Server, error) {
 	s.mu.Unlock()
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.acceptLoop(s.nsLn)
 	go s.acceptLoop(s.brLn)
 	go s.delayLoop()
+	go s.txCheckLoop()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -407,6 +425,7 @@ func (s *Server) registerHandlers() {
 		35:  s.handleUnregister,
 		38:  s.handleConsumerList,
 		36:  s.handleSendBack,
+		37:  s.handleEndTransaction,
 		41:  s.handleLock,
 		42:  s.handleUnlock,
 		17:  s.handleCreateTopic,
