@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,7 @@ func FromConfig(g config.ConsumerGroup, rate float64) Subscription {
 // Consumer is a running push consumer.
 type Consumer struct {
 	pc       rocketmq.PushConsumer
+	cfg      Config
 	sub      Subscription
 	h        Handler
 	log      *slog.Logger
@@ -98,7 +100,8 @@ type Consumer struct {
 	inflight           sync.WaitGroup
 	mu                 sync.Mutex // guards closed and inflight.Add against Close
 	closed             bool
-	lagDone            chan struct{}
+	stopLag            context.CancelFunc
+	lagStopped         chan struct{}
 	closeOnce          sync.Once
 	closeErr           error
 }
@@ -113,6 +116,7 @@ const (
 	closeTimeout          = 30 * time.Second
 	ackGrace              = 200 * time.Millisecond
 	lagInterval           = 5 * time.Second
+	lagTimeout            = 3 * time.Second
 	maxLoggedBody         = 2048
 )
 
@@ -159,13 +163,13 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{
-		pc: pc, sub: sub, h: h, log: log.With("group", sub.Group), m: m,
+		pc: pc, cfg: cfg, sub: sub, h: h, log: log.With("group", sub.Group), m: m,
 		throttle:      newBucket(sub.Rate),
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
 		stopping:      make(chan struct{}),
 		released:      make(chan struct{}),
-		lagDone:       make(chan struct{}),
+		lagStopped:    make(chan struct{}),
 	}
 	for _, t := range sub.Topics {
 		tag := t.Tag
@@ -184,7 +188,9 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 		_ = pc.Shutdown()
 		return nil, fmt.Errorf("start consumer %s: %w", sub.Group, err)
 	}
-	go c.pollLag()
+	lagCtx, stopLag := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopLag = stopLag
+	go c.pollLag(lagCtx)
 	c.log.InfoContext(ctx, "consumer started", "topics", sub.Topics, "orderly", sub.Orderly,
 		"broadcasting", sub.Model == Broadcasting, "rate", sub.Rate)
 	return c, nil
@@ -329,19 +335,39 @@ func truncate(b []byte, n int) string {
 	return string(b[:n]) + "...(truncated)"
 }
 
-func (c *Consumer) pollLag() {
+// pollLag sets the group's lag gauge from the brokers every lagInterval,
+// starting at once, until ctx is done. A failed poll keeps the last value.
+// Broadcasting groups keep their offsets in each client, so the brokers know
+// no lag for them and the gauge is never set.
+func (c *Consumer) pollLag(ctx context.Context) {
+	defer close(c.lagStopped)
+	if c.sub.Model == Broadcasting || c.m == nil {
+		return
+	}
+	var topics []string
+	for _, t := range c.sub.Topics {
+		if !slices.Contains(topics, t.Topic) {
+			topics = append(topics, t.Topic)
+		}
+	}
 	t := time.NewTicker(lagInterval)
 	defer t.Stop()
 	for {
+		pctx, cancel := context.WithTimeout(ctx, lagTimeout)
+		lag, err := groupLag(pctx, c.cfg, c.sub.Group, topics)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.log.LogAttrs(ctx, slog.LevelDebug, "consumer lag not refreshed", slog.String("err", err.Error()))
+		default:
+			c.m.setLag(c.sub.Group, lag)
+		}
 		select {
-		case <-c.lagDone:
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			var lag int64
-			for _, d := range c.pc.GetOffsetDiffMap() {
-				lag += d
-			}
-			c.m.setLag(c.sub.Group, lag)
 		}
 	}
 }
@@ -357,7 +383,7 @@ func (c *Consumer) Close() error {
 		c.closed = true
 		c.mu.Unlock()
 		close(c.stopping)
-		close(c.lagDone)
+		c.stopLag()
 		done := make(chan struct{})
 		go func() { c.inflight.Wait(); close(done) }()
 		select {
@@ -376,6 +402,7 @@ func (c *Consumer) Close() error {
 		}
 		close(c.released)
 		c.cancelHandler()
+		<-c.lagStopped // a poll finishing now must not set the gauge again
 		c.m.deleteLag(c.sub.Group)
 		c.log.Info("consumer closed")
 	})

@@ -20,7 +20,9 @@ const (
 
 // NewMetrics registers the message metrics of service on reg:
 // <svc>_messages_consumed_total{group,topic,result}, <svc>_messages_sent_total{topic,mode,result},
-// <svc>_consume_duration_seconds{group} and <svc>_consumer_lag{group}.
+// <svc>_consume_duration_seconds{group} and <svc>_consumer_lag{group}. The
+// lag is the group's whole backlog as the brokers see it, refreshed every
+// 5 s by each consumer; broadcasting groups have none.
 func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 	m := &Metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -38,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 		}, []string{"group"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: service + "_consumer_lag",
-			Help: "Messages in the broker not yet consumed by the group (queues this process holds).",
+			Help: "Messages in the brokers not yet consumed by the clustering group (max offset minus committed offset, all queues; every process of the group reports the same figure).",
 		}, []string{"group"}),
 	}
 	reg.MustRegister(m.consumed, m.sent, m.duration, m.lag)

@@ -2,12 +2,9 @@ package mq
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"regexp"
 	"slices"
 	"sync"
@@ -117,6 +114,7 @@ func waitRoute(ctx context.Context, nameServers []string, t TopicSpec) error {
 type routeData struct {
 	QueueDatas []struct {
 		BrokerName     string `json:"brokerName"`
+		ReadQueueNums  int    `json:"readQueueNums"`
 		WriteQueueNums int    `json:"writeQueueNums"`
 		Perm           int    `json:"perm"`
 	} `json:"queueDatas"`
@@ -131,6 +129,31 @@ func (r routeData) masters() []string {
 	for _, b := range r.BrokerDatas {
 		if a := b.BrokerAddrs["0"]; a != "" && !slices.Contains(out, a) {
 			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// brokerQueues is a broker master and the number of read queues of a topic
+// on it (queue IDs 0..Queues-1).
+type brokerQueues struct {
+	Addr   string
+	Queues int
+}
+
+// readQueues lists, per broker master, the readable queues of the topic.
+// Brokers without a master in the route (master down) are left out.
+func (r routeData) readQueues() []brokerQueues {
+	master := map[string]string{}
+	for _, b := range r.BrokerDatas {
+		if a := b.BrokerAddrs["0"]; a != "" {
+			master[b.BrokerName] = a
+		}
+	}
+	var out []brokerQueues
+	for _, q := range r.QueueDatas {
+		if a := master[q.BrokerName]; a != "" && q.Perm&4 != 0 && q.ReadQueueNums > 0 { // PERM_READ
+			out = append(out, brokerQueues{Addr: a, Queues: q.ReadQueueNums})
 		}
 	}
 	return out
@@ -158,11 +181,12 @@ const codeGetRouteInfo = 105
 
 // queryRoute asks the name servers (first that answers) for topic's route
 // with one GET_ROUTEINFO_BY_TOPIC request. client-go keeps its route data
-// internal, so this is a minimal remoting client of its own.
+// internal, hence remoting.go.
 func queryRoute(ctx context.Context, nameServers []string, topic string) (routeData, error) {
 	var errs []error
 	for _, ns := range nameServers {
-		body, err := remotingCall(ctx, ns, codeGetRouteInfo, map[string]string{"topic": topic})
+		// Name servers do not check ACL: the request goes unsigned.
+		body, err := remotingCall(ctx, ns, Config{}, codeGetRouteInfo, map[string]string{"topic": topic})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -174,65 +198,4 @@ func queryRoute(ctx context.Context, nameServers []string, topic string) (routeD
 		return r, nil
 	}
 	return routeData{}, fmt.Errorf("route of %s: %w", topic, errors.Join(errs...))
-}
-
-type remotingHeader struct {
-	Code      int               `json:"code"`
-	Language  string            `json:"language"`
-	Version   int               `json:"version"`
-	Opaque    int32             `json:"opaque"`
-	Flag      int               `json:"flag"`
-	Remark    string            `json:"remark"`
-	ExtFields map[string]string `json:"extFields"`
-}
-
-// remotingCall sends one JSON-serialized request and returns the response
-// body, or an error for a non-zero response code.
-func remotingCall(ctx context.Context, addr string, code int, ext map[string]string) ([]byte, error) {
-	d := net.Dialer{Timeout: 3 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	_ = conn.SetDeadline(deadline)
-	header, err := json.Marshal(remotingHeader{Code: code, Language: "GO", Version: 317, Opaque: 1, ExtFields: ext})
-	if err != nil {
-		return nil, err
-	}
-	frame := make([]byte, 8, 8+len(header))
-	binary.BigEndian.PutUint32(frame[0:4], uint32(4+len(header)))
-	binary.BigEndian.PutUint32(frame[4:8], uint32(len(header))) // serialize type 0 = JSON
-	frame = append(frame, header...)
-	if _, err := conn.Write(frame); err != nil {
-		return nil, err
-	}
-	var lens [8]byte
-	if _, err := io.ReadFull(conn, lens[:]); err != nil {
-		return nil, err
-	}
-	total := binary.BigEndian.Uint32(lens[0:4])
-	hlen := binary.BigEndian.Uint32(lens[4:8]) & 0xFFFFFF
-	if total > 64<<20 || hlen+4 > total {
-		return nil, fmt.Errorf("bad frame from %s", addr)
-	}
-	rest := make([]byte, total-4)
-	if _, err := io.ReadFull(conn, rest); err != nil {
-		return nil, err
-	}
-	var resp remotingHeader
-	if lens[4] != 0 {
-		return nil, fmt.Errorf("%s answered in serialize type %d, want JSON", addr, lens[4])
-	}
-	if err := json.Unmarshal(rest[:hlen], &resp); err != nil {
-		return nil, fmt.Errorf("response header from %s: %w", addr, err)
-	}
-	if resp.Code != 0 {
-		return nil, fmt.Errorf("code %d from %s: %s", resp.Code, addr, resp.Remark)
-	}
-	return rest[hlen:], nil
 }
