@@ -20,11 +20,22 @@ const MaxBodyBytes = 1 << 20
 
 // NewEngine returns a gin engine with the middleware and endpoints every
 // service shares. reg may be nil (no /metrics then).
+//
+// A path that matches no route exactly (a trailing slash, other letter
+// case) gets the JSON 404, not a redirect.
+//
+// Handlers must pass c.Request.Context() to I/O (gorm's WithContext,
+// go-redis, pkg/mq), never c itself: gin reuses *gin.Context for the next
+// request once the handler returns, so a driver goroutine still holding c
+// would read another request's state. The engine leaves gin's
+// ContextWithFallback off, so c carries neither the request's cancellation
+// nor its values, and passing it by mistake never looks like it works.
 func NewEngine(log *slog.Logger, reg *prometheus.Registry, service string) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.ContextWithFallback = true // c.Request.Context() behind c for handlers passing c as ctx
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
 	e.Use(requestLog(log), recovery(log), limitBody(MaxBodyBytes))
 	if reg != nil {
 		e.Use(requestMetrics(reg, service))

@@ -66,6 +66,10 @@ func TestEngine(t *testing.T) {
 		{"healthz", "GET", "/healthz", "", 200, map[string]any{"status": "ok"}},
 		{"valid body", "POST", "/orders", `{"user_id":"u1","quantity":2}`, 200, map[string]any{"user_id": "u1", "quantity": 2.0}},
 		{"unknown route", "GET", "/nope", "", 404, map[string]any{"error": "not_found", "message": "no such endpoint"}},
+		{"trailing slash", "GET", "/healthz/", "", 404, map[string]any{"error": "not_found", "message": "no such endpoint"}},
+		{"trailing slash on POST", "POST", "/orders/", `{"user_id":"u1"}`, 404, map[string]any{"error": "not_found", "message": "no such endpoint"}},
+		{"other case", "GET", "/HEALTHZ", "", 404, map[string]any{"error": "not_found", "message": "no such endpoint"}},
+		{"double slash", "GET", "//healthz", "", 404, map[string]any{"error": "not_found", "message": "no such endpoint"}},
 		{"wrong method", "DELETE", "/orders", "", 405, map[string]any{"error": "method_not_allowed", "message": "method not allowed on this endpoint"}},
 		{"body over 1 MiB", "POST", "/orders", big, 413, map[string]any{"error": "body_too_large", "message": "request body larger than 1 MiB"}},
 		{"panic", "GET", "/panic", "", 500, map[string]any{"error": "internal", "message": "internal error"}},
@@ -92,6 +96,31 @@ func TestEngine(t *testing.T) {
 				t.Errorf("panic value not logged: %s", logs.String())
 			}
 		})
+	}
+}
+
+// TestGinContextCarriesNoRequestContext: handlers must use
+// c.Request.Context(); c itself neither cancels with the request nor
+// carries its values.
+func TestGinContextCarriesNoRequestContext(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	e := httpx.NewEngine(slog.New(slog.DiscardHandler), nil, "test")
+	var viaGin, viaRequest any
+	var ginDone <-chan struct{}
+	e.GET("/ctx", func(c *gin.Context) {
+		viaGin, viaRequest = c.Value(key{}), c.Request.Context().Value(key{})
+		ginDone = c.Done()
+	})
+	ctx, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "v"))
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/ctx", nil)
+	e.ServeHTTP(httptest.NewRecorder(), req)
+	if viaRequest != "v" {
+		t.Fatalf("c.Request.Context().Value = %v, want v", viaRequest)
+	}
+	if viaGin != nil || ginDone != nil {
+		t.Errorf("c.Value = %v, c.Done() = %v; want nil, nil (no fallback to the request context)", viaGin, ginDone)
 	}
 }
 
