@@ -5,13 +5,16 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -19,27 +22,29 @@ import (
 	"seckill/pkg/logging"
 )
 
-// RocketMQ is the rocketmq block of a service's YAML file.
+// RocketMQ is the rocketmq block of a service's YAML file. Its JSON and
+// slog forms use the YAML keys and mask the credentials (see MarshalJSON and
+// LogValue).
 type RocketMQ struct {
-	AccessKey      string          `yaml:"accessKey"`
-	SecretKey      string          `yaml:"secretKey"`
-	NameSrvAddr    string          `yaml:"nameSrvAddr"` // ';'-separated ip:port list
-	ConsumerGroups []ConsumerGroup `yaml:"consumerGroups"`
+	AccessKey      string          `yaml:"accessKey" json:"accessKey"`
+	SecretKey      string          `yaml:"secretKey" json:"secretKey"`
+	NameSrvAddr    string          `yaml:"nameSrvAddr" json:"nameSrvAddr"` // ';'-separated ip:port list
+	ConsumerGroups []ConsumerGroup `yaml:"consumerGroups" json:"consumerGroups"`
 }
 
 // ConsumerGroup is one consumer group of a service and what it subscribes to.
 type ConsumerGroup struct {
-	GroupID   string     `yaml:"groupId"`
-	Model     string     `yaml:"model"` // "clustering" (default) | "broadcasting"
-	Orderly   bool       `yaml:"orderly"`
-	Consumers []Consumer `yaml:"consumers"`
+	GroupID   string     `yaml:"groupId" json:"groupId"`
+	Model     string     `yaml:"model" json:"model"` // "clustering" (default) | "broadcasting"
+	Orderly   bool       `yaml:"orderly" json:"orderly"`
+	Consumers []Consumer `yaml:"consumers" json:"consumers"`
 }
 
 // Consumer binds a topic and tag expression to a handler registered by name.
 type Consumer struct {
-	Topic   string `yaml:"topic"`
-	Tag     string `yaml:"tag"`
-	Handler string `yaml:"handler"`
+	Topic   string `yaml:"topic" json:"topic"`
+	Tag     string `yaml:"tag" json:"tag"`
+	Handler string `yaml:"handler" json:"handler"`
 }
 
 // Message models accepted in ConsumerGroup.Model.
@@ -134,6 +139,17 @@ func (r RocketMQ) LogValue() slog.Value {
 	)
 }
 
+// MarshalJSON writes the block with the YAML keys and the credentials masked
+// like LogValue ("***", or "" when unset), so a printed config never holds
+// them. The output is for reading: decoding it back yields "***" keys.
+func (r RocketMQ) MarshalJSON() ([]byte, error) {
+	type plain RocketMQ // without this method
+	m := plain(r)
+	m.AccessKey = logging.Secret(r.AccessKey).String()
+	m.SecretKey = logging.Secret(r.SecretKey).String()
+	return json.Marshal(m)
+}
+
 // ApplyEnv overrides the block from ROCKETMQ_NAMESRV, ROCKETMQ_ACCESS_KEY and
 // ROCKETMQ_SECRET_KEY.
 func (r *RocketMQ) ApplyEnv(o *Overrides) {
@@ -144,31 +160,105 @@ func (r *RocketMQ) ApplyEnv(o *Overrides) {
 
 // LoadYAML decodes the file at path into dst strictly: an unknown key is an
 // error naming it, and the file must hold exactly one document. An empty file
-// leaves dst untouched.
+// leaves dst untouched. Errors have one line per problem, each starting with
+// path and the line in the file:
+//
+//	config.yaml: line 3: unknown key "rocketmq.nameServer"
 func LoadYAML(path string, dst any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if err := DecodeYAML(b, dst); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+	errs := decodeYAML(b, dst)
+	for i, e := range errs {
+		errs[i] = fmt.Errorf("%s: %w", path, e)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// DecodeYAML is LoadYAML for bytes already read.
+// DecodeYAML is LoadYAML for bytes already read (its lines start at "line N").
 func DecodeYAML(b []byte, dst any) error {
+	return errors.Join(decodeYAML(b, dst)...)
+}
+
+func decodeYAML(b []byte, dst any) []error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(dst); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		return err
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return []error{errors.New(strings.TrimPrefix(err.Error(), "yaml: "))}
+		}
+		errs := make([]error, 0, len(te.Errors))
+		for _, msg := range te.Errors {
+			errs = append(errs, errors.New(rewordTypeError(b, msg)))
+		}
+		return errs
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document")
+		return []error{errors.New("more than one YAML document")}
 	}
 	return nil
+}
+
+// yaml.v3 reports an unknown key as "line N: field K not found in type T".
+var unknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type \S+$`)
+
+// rewordTypeError turns yaml.v3's unknown-field message into
+// `line N: unknown key "a.b[0].k"` (the key's path in the file when it can
+// be found); other messages are kept.
+func rewordTypeError(doc []byte, msg string) string {
+	m := unknownField.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	line, _ := strconv.Atoi(m[1])
+	key := m[2]
+	var root yaml.Node
+	if yaml.Unmarshal(doc, &root) == nil {
+		if p, ok := keyPath(&root, "", line, key); ok {
+			key = p
+		}
+	}
+	return fmt.Sprintf("line %d: unknown key %q", line, key)
+}
+
+// keyPath finds the mapping key named key on line under n and returns its
+// dotted path (list items as [i]).
+func keyPath(n *yaml.Node, prefix string, line int, key string) (string, bool) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p, ok := keyPath(c, prefix, line, key); ok {
+				return p, true
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value == key && k.Line == line {
+				return join(k.Value), true
+			}
+			if p, ok := keyPath(v, join(k.Value), line, key); ok {
+				return p, true
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p, ok := keyPath(c, fmt.Sprintf("%s[%d]", prefix, i), line, key); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -109,16 +110,20 @@ func TestLoadYAML(t *testing.T) {
 		name    string
 		yaml    string
 		want    fileConfig
-		wantErr string // substring; "" = success
+		wantErr string // the whole message after the directory; "" = success
 	}{
 		{"full", "httpAddr: :8080\nrocketmq:\n  nameSrvAddr: 127.0.0.1:9876\n  consumerGroups:\n    - groupId: G\n      orderly: true\n      consumers:\n        - {topic: T, tag: a, handler: h}\n",
 			fileConfig{HTTPAddr: ":8080", RocketMQ: RocketMQ{NameSrvAddr: "127.0.0.1:9876", ConsumerGroups: []ConsumerGroup{{GroupID: "G", Orderly: true, Consumers: []Consumer{{"T", "a", "h"}}}}}}, ""},
 		{"empty file keeps defaults", "", fileConfig{HTTPAddr: ":9999"}, ""},
-		{"unknown top-level key", "httpAdr: :8080\n", fileConfig{}, "httpAdr"},
-		{"unknown nested key", "rocketmq:\n  nameServer: 1.2.3.4:9876\n", fileConfig{}, "nameServer"},
-		{"unknown key in consumer", "rocketmq:\n  consumerGroups:\n    - groupId: G\n      consumers:\n        - {topic: T, handlr: h}\n", fileConfig{}, "handlr"},
-		{"wrong type", "rocketmq:\n  consumerGroups:\n    - orderly: maybe\n", fileConfig{}, "maybe"},
-		{"two documents", "httpAddr: a\n---\nhttpAddr: b\n", fileConfig{}, "more than one"},
+		{"unknown top-level key", "httpAdr: :8080\n", fileConfig{}, `c.yaml: line 1: unknown key "httpAdr"`},
+		{"unknown nested key", "rocketmq:\n  nameServer: 1.2.3.4:9876\n", fileConfig{}, `c.yaml: line 2: unknown key "rocketmq.nameServer"`},
+		{"unknown key in consumer", "rocketmq:\n  consumerGroups:\n    - groupId: G\n      consumers:\n        - {topic: T}\n        - {topic: U, handlr: h}\n", fileConfig{},
+			`c.yaml: line 6: unknown key "rocketmq.consumerGroups[0].consumers[1].handlr"`},
+		{"every unknown key, one line each", "httpAdr: a\nrocketmq:\n  nameServer: b\nport: 1\n", fileConfig{},
+			`c.yaml: line 1: unknown key "httpAdr"` + "\n" + `c.yaml: line 3: unknown key "rocketmq.nameServer"` + "\n" + `c.yaml: line 4: unknown key "port"`},
+		{"wrong type", "rocketmq:\n  consumerGroups:\n    - orderly: maybe\n", fileConfig{}, "c.yaml: line 3: cannot unmarshal !!str `maybe` into bool"},
+		{"syntax error", "httpAddr: a\n  b: c\n", fileConfig{}, "c.yaml: line 2: mapping values are not allowed in this context"},
+		{"two documents", "httpAddr: a\n---\nhttpAddr: b\n", fileConfig{}, "c.yaml: more than one YAML document"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,8 +135,12 @@ func TestLoadYAML(t *testing.T) {
 			got := fileConfig{HTTPAddr: ":9999"}
 			err := LoadYAML(path, &got)
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("LoadYAML() error = %v, want one containing %q", err, tc.wantErr)
+				if err == nil {
+					t.Fatalf("LoadYAML() = nil error, want %q", tc.wantErr)
+				}
+				got := strings.ReplaceAll(err.Error(), filepath.Dir(path)+string(filepath.Separator), "")
+				if got != tc.wantErr {
+					t.Fatalf("LoadYAML() error =\n%s\nwant\n%s", got, tc.wantErr)
 				}
 				return
 			}
@@ -231,5 +240,39 @@ func TestLogValueMasksSecrets(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "rocketmq", valid())
 	if !strings.Contains(buf.String(), `"secretKey":""`) {
 		t.Errorf("empty secret logged as %s, want \"\"", buf.String())
+	}
+}
+
+func TestJSONUsesYAMLKeysAndMasksSecrets(t *testing.T) {
+	t.Parallel()
+	const secret, access = "s3cr3t-value", "AK-visible-nowhere"
+	r := valid()
+	r.AccessKey, r.SecretKey = access, secret
+	for _, v := range []any{r, &r, struct{ R RocketMQ }{r}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("json.Marshal(%T): %v", v, err)
+		}
+		for _, s := range []string{secret, access} {
+			if strings.Contains(string(b), s) {
+				t.Errorf("json.Marshal(%T) = %s, contains credential %q", v, b, s)
+			}
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"accessKey":"***","secretKey":"***","nameSrvAddr":"127.0.0.1:9876","consumerGroups":[` +
+		`{"groupId":"GID-order","model":"","orderly":false,"consumers":[{"topic":"ORDER","tag":"created || paid","handler":"order.apply"}]}]}`
+	if string(b) != want {
+		t.Errorf("json.Marshal(RocketMQ) =\n%s\nwant\n%s", b, want)
+	}
+	b, err = json.Marshal(valid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"accessKey":"","secretKey":""`) {
+		t.Errorf("json.Marshal without credentials = %s, want empty accessKey and secretKey", b)
 	}
 }
