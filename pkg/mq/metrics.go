@@ -22,7 +22,8 @@ const (
 // <svc>_messages_consumed_total{group,topic,result}, <svc>_messages_sent_total{topic,mode,result},
 // <svc>_consume_duration_seconds{group} and <svc>_consumer_lag{group}. The
 // lag is the group's whole backlog as the brokers see it, refreshed every
-// 5 s by each consumer; broadcasting groups have none.
+// 5 s by each consumer; broadcasting groups have none. A nil reg registers
+// nothing: the metrics are kept but not exported (for tests and tools).
 func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 	m := &Metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -43,7 +44,9 @@ func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 			Help: "Messages in the brokers not yet consumed by the clustering group (max offset minus committed offset, all queues; every process of the group reports the same figure).",
 		}, []string{"group"}),
 	}
-	reg.MustRegister(m.consumed, m.sent, m.duration, m.lag)
+	if reg != nil {
+		reg.MustRegister(m.consumed, m.sent, m.duration, m.lag)
+	}
 	return m
 }
 
