@@ -24,7 +24,7 @@ test-short:
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	go vet $(PKGS)
-	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 fmt:
 	gofmt -w $(MODULES)
