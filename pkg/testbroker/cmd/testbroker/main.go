@@ -3,6 +3,12 @@
 // end-to-end tests. It logs JSON to stdout and stops on SIGINT/SIGTERM.
 //
 //	testbroker -namesrv 127.0.0.1:9876 -broker 127.0.0.1:10911 -topics ORDER:4,SOLDOUT:1 -delay-scale 1
+//
+// With -admin ADDR it also serves an HTTP admin API for fault-injection tests
+// (no authentication: bind it to loopback): POST /faults sets the broker's
+// fault hooks, GET /lag?group=G and GET /dlq?group=G inspect a group. See
+// admin.go. -data-dir D keeps the messages and offsets in D across restarts
+// (testbroker.Options.DataDir).
 package main
 
 import (
@@ -11,11 +17,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"seckill/pkg/logging"
 	"seckill/pkg/testbroker"
@@ -34,14 +43,16 @@ func run(ctx context.Context, args []string) error {
 		opts     testbroker.Options
 		topics   string
 		logLevel string
+		admin    string
 	)
 	fs.StringVar(&opts.NameSrvAddr, "namesrv", "127.0.0.1:9876", "name server listen address (ip:port)")
 	fs.StringVar(&opts.BrokerAddr, "broker", "127.0.0.1:10911", "broker listen address (ip:port), advertised in routes")
-	fs.StringVar(&opts.DataDir, "data-dir", "", "append-only log directory (not supported yet; empty = memory)")
+	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the append-only log that survives a restart (empty = memory only)")
 	fs.Float64Var(&opts.DelayScale, "delay-scale", 1, "multiplier for delay levels (1 = real time, 0.01 = 100x faster)")
 	fs.BoolVar(&opts.StrictTopics, "strict-topics", false, "answer TOPIC_NOT_EXIST for unknown topics like real RocketMQ")
 	fs.IntVar(&opts.RetainPerQueue, "retain", 100000, "messages kept per queue")
 	fs.StringVar(&topics, "topics", "", "topics to create, NAME:QUEUES comma-separated (e.g. ORDER:4,SOLDOUT:1)")
+	fs.StringVar(&admin, "admin", "", "listen address of the HTTP admin API for fault injection (ip:port; empty = off)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,8 +70,27 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("ready", slog.String("namesrv", srv.NameSrvAddr()), slog.String("broker", srv.BrokerAddr()))
-	<-ctx.Done()
+	var adminErr chan error
+	if admin != "" {
+		ln, err := net.Listen("tcp", admin)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("-admin: %w", err)
+		}
+		hs := &http.Server{Handler: adminHandler(srv, log), ReadHeaderTimeout: 5 * time.Second}
+		adminErr = make(chan error, 1)
+		go func() { adminErr <- hs.Serve(ln) }()
+		defer hs.Close()
+		log.Info("admin API listening", slog.String("addr", ln.Addr().String()))
+	}
+	log.Info("ready", slog.String("namesrv", srv.NameSrvAddr()), slog.String("broker", srv.BrokerAddr()),
+		slog.String("data_dir", opts.DataDir))
+	select {
+	case <-ctx.Done():
+	case err := <-adminErr:
+		srv.Close()
+		return fmt.Errorf("admin API: %w", err)
+	}
 	return srv.Close()
 }
 
