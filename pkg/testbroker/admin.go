@@ -29,7 +29,10 @@ func (s *Server) handleCreateTopic(c *conn, req *command) *command {
 	}
 	s.mu.Lock()
 	t := s.createTopicLocked(name, read, write)
-	t.perm = perm
+	if t.perm != perm {
+		t.perm = perm
+		s.logTopicLocked(t)
+	}
 	s.mu.Unlock()
 	return newResponse(req, codeSuccess, "")
 }
@@ -63,6 +66,7 @@ func (s *Server) deleteTopicLocked(name string) {
 		q.notify = make(chan struct{})
 	}
 	delete(s.topics, name)
+	s.logTopicDeleteLocked(name)
 	for k := range s.offsets {
 		if k.topic == name {
 			delete(s.offsets, k)

@@ -97,12 +97,14 @@ func (s *Server) delayLoop() {
 		for s.delayed.Len() > 0 && !s.delayed[0].due.After(now) {
 			d := heap.Pop(&s.delayed).(delayed)
 			s.deliverDelayedLocked(d.msg)
+			s.logDoneLocked(recDelayDone, d.msg.commitLogOffset)
 		}
 		wait := time.Hour
 		if s.delayed.Len() > 0 {
 			wait = s.delayed[0].due.Sub(now)
 		}
 		s.mu.Unlock()
+		s.flushLog()
 		timer.Reset(wait)
 		select {
 		case <-s.ctx.Done():

@@ -22,6 +22,7 @@
 // RefuseSends.
 //
 // Storage is in memory with a per-queue retention bound
-// (Options.RetainPerQueue). All state is guarded by one mutex; each request
+// (Options.RetainPerQueue); Options.DataDir adds an append-only log that a
+// restart replays (persist.go). All state is guarded by one mutex; each request
 // runs in its own goroutine, so a held pull never blocks other requests.
 package testbroker

@@ -79,6 +79,7 @@ type message struct {
 	storeHost       hostPort
 	reconsumeTimes  int32
 	preparedTxOff   int64
+	dueMs           int64 // delivery time of a scheduled message (unix ms), for the data-dir log
 	body            []byte
 	props           map[string]string
 
@@ -165,6 +166,7 @@ func (m *message) clone() *message {
 		c.props[k] = v
 	}
 	c.wire = nil
+	c.dueMs = 0
 	return &c
 }
 

@@ -24,7 +24,12 @@ func (s *Server) commitOffsetLocked(group, topicName string, qid int, off int64)
 	if s.faults.dropCommits[group] {
 		return
 	}
-	s.offsets[offsetKey{group, topicName, qid}] = off
+	k := offsetKey{group, topicName, qid}
+	if old, ok := s.offsets[k]; ok && old == off {
+		return
+	}
+	s.offsets[k] = off
+	s.logOffsetLocked(k, off)
 }
 
 func (s *Server) queueLocked(req *command) *queue {

@@ -100,6 +100,7 @@ func (s *Server) handlePull(c *conn, req *command) *command {
 	}
 	q := t.queues[qid]
 	s.mu.Unlock()
+	s.flushLog() // the commit above must not wait for a held pull
 
 	var deadline <-chan time.Time
 	for {

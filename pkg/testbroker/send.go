@@ -150,6 +150,7 @@ func (s *Server) putLocked(t *topic, m *message) *message {
 		m.props[propRealTopic] = t.name
 		m.props[propRealQueueID] = strconv.Itoa(int(m.queueID))
 		m.queueID = int32(level - 1)
+		m.dueMs = due.UnixMilli()
 		s.appendLocked(s.topics[scheduleTopic], m)
 		s.scheduleLocked(m, due)
 		return m

@@ -51,9 +51,16 @@ type Options struct {
 	// BrokerName and ClusterName appear in routes (default "broker-a",
 	// "DefaultCluster").
 	BrokerName, ClusterName string
-	// DataDir is reserved for the append-only log (not implemented yet:
-	// Run fails when it is set).
+	// DataDir, when set, keeps an append-only log there (persist.go) so a
+	// restart on the same directory keeps every acknowledged message,
+	// pending delayed messages, open transactions, committed offsets and
+	// topic configs. Empty (default) is memory only.
 	DataDir string
+	// SyncEveryWrite fsyncs the log before every response that changed
+	// state. Without it writes reach the OS page cache before the response
+	// (a process crash loses nothing acknowledged; a machine crash may lose
+	// the last writes).
+	SyncEveryWrite bool
 	// DelayScale multiplies delay-level durations: 1 (default) is real time,
 	// 0.01 makes level 3 (10 s) take 100 ms.
 	DelayScale float64
@@ -165,6 +172,7 @@ type Server struct {
 	delayed       delayHeap
 	delayWake     chan struct{}
 	onAppend      func(*message) // persistence hook; nil in memory mode
+	persist       *persister     // the DataDir log; nil in memory mode
 	faults        faultState
 
 	handlers map[int16]handlerFunc
@@ -175,9 +183,6 @@ type handlerFunc func(c *conn, req *command) *command
 // Run starts a server; it stops when ctx is done or Close is called.
 func Run(ctx context.Context, opts Options) (*Server, error) {
 	opts.setDefaults()
-	if opts.DataDir != "" {
-		return nil, errors.New("testbroker: DataDir is not supported yet (see UNSUPPORTED.md)")
-	}
 	s := &Server{
 		opts:        opts,
 		log:         opts.Logger,
@@ -194,12 +199,19 @@ func Run(ctx context.Context, opts Options) (*Server, error) {
 		faults:      faultState{dropCommits: map[string]bool{}},
 	}
 	s.registerHandlers()
+	if opts.DataDir != "" {
+		if err := s.openDataDir(); err != nil {
+			return nil, fmt.Errorf("testbroker data dir %s: %w", opts.DataDir, err)
+		}
+	}
 	var err error
 	if s.nsLn, err = net.Listen("tcp", opts.NameSrvAddr); err != nil {
+		s.closeLog()
 		return nil, fmt.Errorf("listen name server %s: %w", opts.NameSrvAddr, err)
 	}
 	if s.brLn, err = net.Listen("tcp", opts.BrokerAddr); err != nil {
 		s.nsLn.Close()
+		s.closeLog()
 		return nil, fmt.Errorf("listen broker %s: %w", opts.BrokerAddr, err)
 	}
 	s.brokerAddr = advertised(s.brLn.Addr())
@@ -212,6 +224,7 @@ func Run(ctx context.Context, opts Options) (*Server, error) {
 		s.createTopicLocked(name, n, n)
 	}
 	s.mu.Unlock()
+	s.flushLog()
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(4)
@@ -276,6 +289,7 @@ func (s *Server) Close() error {
 		}
 		s.mu.Unlock()
 		s.wg.Wait()
+		s.closeLog()
 		s.log.Info("testbroker stopped")
 	})
 	return nil
@@ -377,8 +391,23 @@ func (c *conn) handle(req *command) {
 		c.write(newResponse(req, codeRequestNotSupported, fmt.Sprintf("request code %d not supported", req.Code)))
 		return
 	}
-	if resp := h(c, req); resp != nil {
+	resp := h(c, req)
+	// State changes reach the log before the client hears about them.
+	if err := s.flushLog(); err != nil && resp != nil && resp.Code == codeSuccess {
+		resp = newResponse(req, codeSystemError, "data dir write failed: "+err.Error())
+	}
+	if resp != nil {
 		c.write(resp)
+	}
+}
+
+// closeLog flushes and closes the data-dir log.
+func (s *Server) closeLog() {
+	if s.persist == nil {
+		return
+	}
+	if err := s.persist.close(); err != nil {
+		s.log.Error("closing data dir log", "err", err)
 	}
 }
 

@@ -10,10 +10,9 @@ package testbroker
 // below min then answers PULL_OFFSET_MOVED with nextBeginOffset=min.
 //
 // All state lives under Server.mu. Methods named *Locked require it held.
-// Extension points: appendLocked calls s.onAppend (for a data-dir log in
-// persist.go) after a message is final; scheduled (delayed) messages live in
-// s.delayed (delay.go) and are the only state outside the queues that a
-// restart would need besides s.offsets.
+// With Options.DataDir every state change is also recorded in the log
+// (persist.go): appendLocked calls s.onAppend once a message is final, and
+// topic, offset, delay and transaction changes call the log*Locked hooks.
 
 import (
 	"regexp"
@@ -78,8 +77,8 @@ func (s *Server) ensureTopicLocked(name string, n, perm int) *topic {
 		return t
 	}
 	t := &topic{name: name, perm: perm}
-	s.resizeTopicLocked(t, n, n)
 	s.topics[name] = t
+	s.resizeTopicLocked(t, n, n)
 	s.log.Debug("topic created", "topic", name, "queues", n)
 	return t
 }
@@ -91,6 +90,7 @@ func (s *Server) resizeTopicLocked(t *topic, read, write int) {
 	for len(t.queues) < max(read, write) {
 		t.queues = append(t.queues, newQueue())
 	}
+	s.logTopicLocked(t)
 }
 
 // autoQueues is the queue count for a topic created on demand.
@@ -117,6 +117,17 @@ func (s *Server) appendLocked(t *topic, m *message) {
 	q.msgs = append(q.msgs, m)
 	q.bytes += len(m.wire)
 	s.byCommitLog[m.commitLogOffset] = m
+	s.trimLocked(q)
+	close(q.notify)
+	q.notify = make(chan struct{})
+	if s.onAppend != nil {
+		s.onAppend(m)
+	}
+}
+
+// trimLocked applies the retention bounds to q, always keeping its newest
+// message.
+func (s *Server) trimLocked(q *queue) {
 	drop := max(len(q.msgs)-s.opts.RetainPerQueue, 0)
 	for bytes := q.bytes; drop < len(q.msgs)-1 && bytes > s.opts.RetainBytesPerQueue; drop++ {
 		bytes -= len(q.msgs[drop].wire)
@@ -129,10 +140,5 @@ func (s *Server) appendLocked(t *topic, m *message) {
 		clear(q.msgs[:drop])
 		q.msgs = q.msgs[drop:]
 		q.min += int64(drop)
-	}
-	close(q.notify)
-	q.notify = make(chan struct{})
-	if s.onAppend != nil {
-		s.onAppend(m)
 	}
 }

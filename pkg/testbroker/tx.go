@@ -80,6 +80,7 @@ func (s *Server) handleEndTransaction(c *conn, req *command) *command {
 	switch state {
 	case sysFlagTxCommit:
 		delete(s.halves, h.msg.commitLogOffset)
+		s.logDoneLocked(recHalfDone, h.msg.commitLogOffset)
 		m := h.msg.clone()
 		name := m.props[propRealTopic]
 		qid, _ := strconv.Atoi(m.props[propRealQueueID])
@@ -98,6 +99,7 @@ func (s *Server) handleEndTransaction(c *conn, req *command) *command {
 		s.putLocked(t, m)
 	case sysFlagTxRollback:
 		delete(s.halves, h.msg.commitLogOffset)
+		s.logDoneLocked(recHalfDone, h.msg.commitLogOffset)
 	}
 	return newResponse(req, codeSuccess, "")
 }
@@ -126,6 +128,7 @@ func (s *Server) txCheckLoop() {
 			}
 			if h.checks >= s.opts.TxCheckMax {
 				delete(s.halves, clo)
+				s.logDoneLocked(recHalfDone, clo)
 				s.log.Warn("transaction dropped after max checks", "msg_id", h.msg.msgID(), "group", h.group)
 				continue
 			}
@@ -156,6 +159,7 @@ func (s *Server) txCheckLoop() {
 			}})
 		}
 		s.mu.Unlock()
+		s.flushLog()
 		for _, ch := range checks {
 			ch.c.write(ch.cmd)
 		}
