@@ -17,6 +17,9 @@ const StopTimeout = 10 * time.Second
 type Process struct {
 	Name    string
 	LogPath string
+	bin     string
+	args    []string
+	env     []string
 	cmd     *exec.Cmd
 	log     *os.File
 	done    chan struct{} // closed when Wait returned; state then holds the result
@@ -26,7 +29,13 @@ type Process struct {
 // startProcess starts bin with args and env (the whole environment, nothing
 // inherited), writing its output to logPath.
 func startProcess(name, bin string, args, env []string, logPath string) (*Process, error) {
-	f, err := os.Create(logPath)
+	return startProcessLog(name, bin, args, env, logPath, os.O_TRUNC)
+}
+
+// startProcessLog is startProcess with the log opened with extra flags
+// (os.O_TRUNC for a first start, os.O_APPEND for a restart).
+func startProcessLog(name, bin string, args, env []string, logPath string, flag int) (*Process, error) {
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|flag, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create log of %s: %w", name, err)
 	}
@@ -39,7 +48,7 @@ func startProcess(name, bin string, args, env []string, logPath string) (*Proces
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, log: f, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, bin: bin, args: args, env: env, cmd: cmd, log: f, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		f.Close()

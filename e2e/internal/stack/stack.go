@@ -35,6 +35,9 @@ type Options struct {
 	Env []string
 	// ReadyTimeout bounds the wait for every /healthz (default 60 s).
 	ReadyTimeout time.Duration
+	// BrokerDataDir, when set, is the embedded broker's -data-dir, so a
+	// restarted broker (RestartBroker) keeps its messages and offsets.
+	BrokerDataDir string
 }
 
 func (o *Options) defaults() {
@@ -68,6 +71,10 @@ type Stack struct {
 	NameSrv    string // name server address the services use
 	Embedded   bool   // whether NameSrv is the embedded broker started here
 	Broker     *Process
+	BrokerAddr string // the embedded broker's address ("" with ROCKETMQ_NAMESRV)
+	// BrokerAdmin is the embedded broker's admin API address (fault hooks,
+	// lag, DLQ; see pkg/testbroker/cmd/testbroker/admin.go), "" with ROCKETMQ_NAMESRV.
+	BrokerAdmin string
 	Order      *Service
 	Payment    *Service
 	Inventory  *Service
@@ -104,7 +111,7 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 		dbs[svc] = createDatabase(t, dbName(run, svc))
 	}
 
-	ports, err := freePorts(6)
+	ports, err := freePorts(7)
 	if err != nil {
 		t.Fatalf("pick free ports: %v", err)
 	}
@@ -138,15 +145,21 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 		s.Embedded = true
 		s.NameSrv = "127.0.0.1:" + strconv.Itoa(ports[4])
 		brokerAddr := "127.0.0.1:" + strconv.Itoa(ports[5])
+		s.BrokerAddr = brokerAddr
+		s.BrokerAdmin = "127.0.0.1:" + strconv.Itoa(ports[6])
 		args := []string{"-namesrv", s.NameSrv, "-broker", brokerAddr,
-			"-delay-scale", strconv.FormatFloat(opts.DelayScale, 'g', -1, 64)}
+			"-delay-scale", strconv.FormatFloat(opts.DelayScale, 'g', -1, 64),
+			"-admin", s.BrokerAdmin}
+		if opts.BrokerDataDir != "" {
+			args = append(args, "-data-dir", opts.BrokerDataDir)
+		}
 		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 		p, err := startProcess("testbroker", bin.Broker, args, env, filepath.Join(s.LogDir, "testbroker.log"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.Broker = p
-		if err := waitTCP(p, 30*time.Second, s.NameSrv, brokerAddr); err != nil {
+		if err := waitTCP(p, 30*time.Second, s.NameSrv, brokerAddr, s.BrokerAdmin); err != nil {
 			t.Fatalf("embedded broker not ready: %v\n--- testbroker log tail ---\n%s", err, p.Tail(40))
 		}
 	}

@@ -1,0 +1,351 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"seckill/e2e/internal/stack"
+	"seckill/pkg/events"
+	"seckill/pkg/mq"
+)
+
+// chaosScenarios lists the scenarios. The fast ones (also in `make test`)
+// are 1 duplicate delivery, 4 order-service SIGKILL and 9 pay/timeout race.
+func chaosScenarios() []chaosScenario {
+	return []chaosScenario{
+		{"1_duplicate_delivery", true, chaosDuplicate},
+		{"2_dropped_offset_commits", false, chaosDroppedCommits},
+		{"3_consumer_sigkill", false, chaosConsumerKill},
+		{"4_order_sigkill", true, chaosOrderKill},
+		{"8_poison_messages", false, chaosPoison},
+		{"9_pay_timeout_race", true, chaosPayTimeoutRace},
+		{"10_sigterm_each_service", false, chaosSigterm},
+	}
+}
+
+// needEmbedded skips scenarios that need the embedded broker's fault hooks.
+func needEmbedded(t *testing.T, s *stack.Stack) {
+	t.Helper()
+	if !s.Embedded {
+		t.Skip("needs the embedded broker's fault hooks (ROCKETMQ_NAMESRV is set)")
+	}
+}
+
+// Scenario 1: the broker stores every message sent during the load three
+// times (same msgId, new offsets: a producer retry after a lost ack), so
+// every consumer sees each event three times → one effect each.
+func chaosDuplicate(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 4 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 2})
+	needEmbedded(t, r.s)
+	ctx := t.Context()
+	three := 3
+	if err := r.s.SetFaults(ctx, stack.Faults{Duplicate: &three}); err != nil {
+		t.Fatal(err)
+	}
+	r.load(ctx)
+	r.verify(ctx)
+	// Evidence the fault was on: GID-payment handled created and closed
+	// three times each (two of three as no-op duplicates).
+	n := len(r.accepted)
+	got, err := r.s.Payment.Metric(ctx, "payment_messages_consumed_total", map[string]string{"group": "GID-payment", "result": "ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := len(r.s.Payment.Proc.Grep("created event already applied"))
+	if got < float64(3*n) || dups < 2*n {
+		t.Errorf("GID-payment consumed %.0f messages, %d duplicate created events, want ≥ %d and ≥ %d (3 deliveries of %d orders)", got, dups, 3*n, 2*n, n)
+	}
+	t.Logf("duplicates: GID-payment consumed %.0f messages for %d orders; %d created events recognised as already applied", got, n, dups)
+	r.noErrorLines()
+}
+
+// Scenario 2: GID-inventory's offset commits are dropped for most of the
+// load, then inventory-service is restarted: it re-reads everything since the
+// last kept offset → the redelivered batch has no effect.
+func chaosDroppedCommits(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 6 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 3})
+	needEmbedded(t, r.s)
+	ctx := t.Context()
+	go r.load(ctx)
+	r.waitAccepted(30)
+	if err := r.s.SetFaults(ctx, stack.Faults{DropCommits: map[string]bool{"GID-inventory": true}}); err != nil {
+		t.Fatal(err)
+	}
+	<-r.acceptedSig
+	n := len(r.accepted)
+	eventually(t, 60*time.Second, "inventory deducted every order", func() error {
+		var d int
+		if err := r.s.Inventory.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM stock_movements WHERE kind = 'deduct'").Scan(&d); err != nil {
+			return err
+		}
+		if d != n {
+			return fmt.Errorf("%d deductions, want %d", d, n)
+		}
+		return nil
+	})
+	lag, err := r.s.Lag(ctx, "GID-inventory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag < int64(n)/2 {
+		t.Fatalf("GID-inventory lag %d with commits dropped after the first 30 of %d orders, want most of them uncommitted", lag, n)
+	}
+	d, err := r.s.Inventory.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.s.SetFaults(ctx, stack.Faults{DropCommits: map[string]bool{"GID-inventory": false}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.s.Inventory.Restart(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var redelivered float64
+	eventually(t, 60*time.Second, "the uncommitted batch redelivered", func() error {
+		redelivered, err = r.s.Inventory.Metric(ctx, "inventory_messages_consumed_total", map[string]string{"group": "GID-inventory"})
+		if err != nil {
+			return err
+		}
+		if redelivered < float64(lag) {
+			return fmt.Errorf("restarted inventory consumed %.0f, want ≥ %d", redelivered, lag)
+		}
+		return nil
+	})
+	t.Logf("commits dropped: lag %d of %d orders at restart (stopped in %s); restarted inventory-service consumed %.0f messages again",
+		lag, n, d.Round(time.Millisecond), redelivered)
+	r.verify(ctx)
+	r.noErrorLines()
+}
+
+// Scenario 3: inventory-service (a pure consumer) is SIGKILLed a third into
+// the load and restarted 2 s later → nothing lost, nothing doubled.
+func chaosConsumerKill(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 6 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 3})
+	ctx := t.Context()
+	go r.load(ctx)
+	r.waitAccepted(50)
+	r.s.Inventory.Kill9()
+	t.Logf("inventory-service SIGKILLed after %d accepted orders", r.nAccepted.Load())
+	time.Sleep(2 * time.Second)
+	if err := r.s.Inventory.Restart(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-r.acceptedSig
+	r.verify(ctx)
+	r.errorLines()
+}
+
+// Scenario 4: order-service is SIGKILLed while it answers 202s (a third
+// into the load), so reservations it made may not be in the broker yet; it
+// is restarted 1 s later. Clients retry their failed requests with the same
+// Idempotency-Key. Every 202 order must reach every database and no reserved
+// unit may leak (Redis available = DB available, outbox empty).
+func chaosOrderKill(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 4 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 2})
+	ctx := t.Context()
+	go r.load(ctx)
+	r.waitAccepted(60)
+	backlog, _ := r.s.Redis.XLen(ctx, events.OutboxStream).Result()
+	r.s.Order.Kill9()
+	t.Logf("order-service SIGKILLed after %d accepted orders (outbox stream had %d entries)", r.nAccepted.Load(), backlog)
+	time.Sleep(time.Second)
+	if err := r.s.Order.Restart(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-r.acceptedSig
+	if r.orderRetry == 0 {
+		t.Logf("note: no order request needed a retry")
+	}
+	r.verify(ctx)
+	r.errorLines()
+}
+
+// Scenario 9: every order is paid at a random moment within 2 s of
+// payment-service knowing it, while its pay timeout fires after 1 s
+// (PAY_TIMEOUT_LEVEL 1): pay and close race on hundreds of orders. Exactly one
+// wins per order: shipped with a paid payment, or closed with the payment
+// cancelled (pay refused) or refunded (pay landed after the close); stock
+// comes back exactly once per closed order.
+func chaosPayTimeoutRace(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 300, buyers: 300, spread: 3 * time.Second, payEach: 1, payJitter: 2 * time.Second},
+		stack.Options{PayTimeoutLevel: 1})
+	ctx := t.Context()
+	r.load(ctx)
+	final := r.verify(ctx)
+	shipped, refunded := 0, 0
+	for id, st := range final {
+		if st == "shipped" {
+			shipped++
+		} else if r.paid[id] {
+			refunded++
+		}
+	}
+	if shipped == 0 || r.payClosed+refunded == 0 {
+		t.Errorf("no race: %d shipped, %d pay refused, %d refunded; want both outcomes", shipped, r.payClosed, refunded)
+	}
+	t.Logf("race over %d orders: pay won %d, close won %d (%d pay refused as order_closed, %d paid late and refunded)",
+		len(final), shipped, r.payClosed+refunded, r.payClosed, refunded)
+	r.noErrorLines()
+}
+
+// Scenario 10: each service in turn gets SIGTERM under load: it must exit
+// with code 0 within 10 s (stack.StopTimeout); it is restarted at once and
+// nothing is lost.
+func chaosSigterm(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 200, buyers: 240, spread: 16 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 3})
+	ctx := t.Context()
+	go r.load(ctx)
+	var took []string
+	for _, svc := range []*stack.Service{r.s.Inventory, r.s.Payment, r.s.Logistics, r.s.Order} {
+		time.Sleep(3 * time.Second)
+		d, err := svc.Stop()
+		if err != nil {
+			t.Errorf("SIGTERM %s under load: %v", svc.Name, err)
+		}
+		took = append(took, fmt.Sprintf("%s %s", svc.Name, d.Round(time.Millisecond)))
+		if err := svc.Restart(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("SIGTERM → exit 0 took: %s", strings.Join(took, ", "))
+	<-r.acceptedSig
+	r.verify(ctx)
+	r.errorLines()
+}
+
+// poison is one bad message sent straight to the ORDER topic.
+type poison struct {
+	name, tag string
+	body      []byte
+	msgID     string
+}
+
+// Scenario 8: poison messages on ORDER between two waves of good orders.
+// What the system promises (pkg/mq): a message a handler can never apply
+// (undecodable, unknown version, invalid) is classified permanent, logged at
+// ERROR with its msg_id and body, counted as
+// <svc>_messages_consumed_total{result="permanent"} and acked: not retried
+// and not sent to the DLQ. A tag no group subscribes to is filtered out by
+// the broker and client. Either way the queue keeps flowing.
+func chaosPoison(t *testing.T, bin *stack.Binaries) {
+	r := startChaos(t, bin, chaosConfig{stock: 100, buyers: 80, spread: 3 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 2})
+	ctx := t.Context()
+	r.loadRange(ctx, 0, 40)
+
+	valid := func(orderID string, version int) []byte {
+		b, _ := json.Marshal(events.OrderCreated{Version: version, EventID: events.EventID(orderID, events.TagCreated),
+			OrderID: orderID, UserID: "poison-user", ProductID: r.product, Quantity: 1, AmountCents: salePrice, CreatedAt: time.Now().UTC()})
+		return b
+	}
+	big := fmt.Sprintf(`{"version":1,"event_id":"poison-big:created","order_id":"poison-big","pad":%q}`, strings.Repeat("x", 2<<20))
+	ps := []*poison{
+		{name: "bad JSON", tag: events.TagCreated, body: []byte(`{"version":1,"order_id":`)},
+		{name: "unknown tag", tag: "bogus", body: valid("poison-tag", events.Version)},
+		{name: "oversized body (2 MiB)", tag: events.TagCreated, body: []byte(big)},
+		{name: "wrong event version", tag: events.TagCreated, body: valid("poison-version", 99)},
+	}
+	p, err := mq.NewProducer(ctx, mq.Config{NameServers: []string{r.s.NameSrv}}, "GID-chaos-poison", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, m := range ps {
+		res, err := p.SendSync(ctx, mq.Outgoing{Topic: events.TopicOrder, Tag: m.tag, Keys: []string{"poison"}, Body: m.body})
+		if err != nil {
+			t.Fatalf("send poison %s: %v", m.name, err)
+		}
+		m.msgID = res.MsgID
+	}
+	r.load2(ctx, 40, 80)
+	r.verify(ctx)
+
+	// Every group subscribed to created: one permanent line per poison, no retry.
+	groups := []struct {
+		svc   *stack.Service
+		group string
+	}{{r.s.Order, "GID-order"}, {r.s.Inventory, "GID-inventory"}, {r.s.Payment, "GID-payment"}}
+	for _, m := range ps {
+		for _, g := range groups {
+			lines := g.svc.Proc.Grep(`"msg_id":"` + m.msgID + `"`)
+			perm, retry := 0, 0
+			for _, l := range lines {
+				if strings.Contains(l, `"result":"permanent"`) && strings.Contains(l, `"level":"ERROR"`) {
+					perm++
+				}
+				if strings.Contains(l, `"result":"retry"`) || strings.Contains(l, `"result":"panic"`) {
+					retry++
+				}
+			}
+			wantPerm := 1
+			if m.tag != events.TagCreated {
+				wantPerm = 0 // filtered by tag: never delivered
+			}
+			if perm != wantPerm || retry != 0 {
+				t.Errorf("%s (%s) in %s: %d permanent ERROR lines, %d retried, want %d and 0; lines:\n%s",
+					m.name, m.msgID, g.group, perm, retry, wantPerm, strings.Join(lines, "\n"))
+			}
+		}
+	}
+	for _, g := range groups {
+		n, err := g.svc.Metric(ctx, g.svc.Name+"_messages_consumed_total", map[string]string{"group": g.group, "result": "permanent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Errorf("%s_messages_consumed_total{group=%q,result=\"permanent\"} = %.0f, want 3", g.svc.Name, g.group, n)
+		}
+		if r.s.Embedded {
+			dlq, err := r.s.DLQ(ctx, g.group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dlq) != 0 {
+				t.Errorf("DLQ of %s has %d messages, want 0 (permanent failures are acked)", g.group, len(dlq))
+			}
+		}
+	}
+	// The only ERROR lines are the poison messages.
+	ids := map[string]bool{}
+	for _, m := range ps {
+		ids[m.msgID] = true
+	}
+	for svc, lines := range r.s.ErrorLines() {
+		for _, l := range lines {
+			var f struct {
+				MsgID string `json:"msg_id"`
+			}
+			_ = json.Unmarshal([]byte(l), &f)
+			if !ids[f.MsgID] {
+				t.Errorf("%s logged an ERROR that is not a poison message: %.400s", svc, l)
+			}
+		}
+	}
+	t.Logf("poison: %d messages (%s) → 3 permanent per group subscribed to created, unknown tag filtered, 0 retries, DLQ empty; 40 orders after them processed",
+		len(ps), names(ps))
+}
+
+func names(ps []*poison) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.name)
+	}
+	return strings.Join(out, ", ")
+}
+
+// load2 runs a second wave of buyers from..to-1 and marks the load over.
+func (r *chaosRun) load2(ctx context.Context, from, to int) {
+	r.loadRange(ctx, from, to)
+	close(r.acceptedSig)
+}
+
