@@ -1,0 +1,110 @@
+// Command load runs a flash sale against the running system (`make run`):
+// it creates or resets the sale, sends orders open-loop at -rate or
+// closed-loop with -conns connections, pays -pay of the accepted orders,
+// watches every consumer group drain through /metrics, runs the verifier and
+// writes accepted.txt, report.json, report.html and report.png to -out.
+// It exits 1 when the verifier finds a violation or the system did not drain.
+//
+//	load -stock 10000 -rate 12000 -duration 10s
+//	load -stock 300 -requests 2000 -conns 32 -pay 0.5
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"seckill/loadtest/scenario"
+	"seckill/loadtest/verify"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		sc       scenario.Scenario
+		conn     verify.Conn
+		out      = flag.String("out", ".load", "directory for accepted.txt and the report")
+		noVerify = flag.Bool("no-verify", false, "do not wait for settled orders nor verify (intake only)")
+	)
+	flag.StringVar(&sc.OrderURL, "order", "http://127.0.0.1:8080", "order-service base URL")
+	flag.StringVar(&sc.PaymentURL, "payment", "http://127.0.0.1:8081", "payment-service base URL")
+	flag.StringVar(&sc.InventoryURL, "inventory", "http://127.0.0.1:8082", "inventory-service base URL")
+	flag.StringVar(&sc.LogisticsURL, "logistics", "http://127.0.0.1:8083", "logistics-service base URL")
+	flag.StringVar(&sc.AdminToken, "token", os.Getenv("ADMIN_TOKEN"), "inventory admin token (env ADMIN_TOKEN)")
+	flag.StringVar(&sc.Load.ProductID, "product", fmt.Sprintf("load-%d", time.Now().Unix()), "product ID of the sale (created or reset)")
+	flag.IntVar(&sc.Sale.Stock, "stock", 10000, "units on sale")
+	flag.IntVar(&sc.Sale.PerUserLimit, "limit", 1, "per-user limit")
+	flag.Int64Var(&sc.Sale.PriceCents, "price", 999, "price in cents")
+	flag.Float64Var(&sc.Load.Rate, "rate", 0, "open loop: arrivals per second (0 = closed loop)")
+	flag.IntVar(&sc.Load.Conns, "conns", 64, "connections (open loop: most requests in flight)")
+	flag.IntVar(&sc.Load.Users, "users", 1_000_000, "distinct users")
+	flag.Float64Var(&sc.Load.RepeatShare, "repeat", 0.05, "share of requests by users who already got a 202 (new Idempotency-Key)")
+	flag.Float64Var(&sc.Load.DupShare, "dup", 0.05, "share of requests replaying an earlier Idempotency-Key")
+	flag.DurationVar(&sc.Load.Duration, "duration", 10*time.Second, "stop sending after this long (0 = only -requests)")
+	flag.IntVar(&sc.Load.Requests, "requests", 0, "stop after this many requests (0 = only -duration)")
+	flag.Float64Var(&sc.PayShare, "pay", 0.5, "share of accepted orders to pay; the rest are closed by the pay timeout")
+	flag.DurationVar(&sc.PayDeadline, "pay-deadline", 3*time.Minute, "how long to retry paying an order payment-service does not know yet")
+	flag.DurationVar(&sc.DrainTimeout, "drain-timeout", 10*time.Minute, "how long to wait for the groups to drain and the orders to settle")
+	conn.RegisterFlags(flag.CommandLine)
+	flag.Parse()
+	if sc.AdminToken == "" {
+		return fmt.Errorf("no admin token: set ADMIN_TOKEN (printed by make run) or -token")
+	}
+	sc.Progress = os.Stderr
+	sc.Command = "load " + strings.Join(os.Args[1:], " ")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if !*noVerify {
+		stores, err := verify.Open(ctx, conn)
+		if err != nil {
+			return fmt.Errorf("open the stores for the verifier: %w", err)
+		}
+		defer stores.Close()
+		sc.Stores = &stores
+	} else {
+		sc.DrainTimeout = time.Nanosecond
+		sc.PayShare = 0
+	}
+	rep, err := scenario.Run(ctx, sc)
+	if rep != nil && rep.Load != nil {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		acc := filepath.Join(*out, "accepted.txt")
+		if werr := verify.WriteAccepted(acc, sc.Load.ProductID, rep.Load.AcceptedIDs); werr != nil {
+			return werr
+		}
+		if werr := rep.Write(*out); werr != nil {
+			return werr
+		}
+		fmt.Print(rep.Text())
+		fmt.Printf("wrote %s, %s, %s, %s\n", acc, filepath.Join(*out, "report.json"),
+			filepath.Join(*out, "report.html"), filepath.Join(*out, "report.png"))
+	}
+	if err != nil {
+		return err
+	}
+	if *noVerify {
+		return nil
+	}
+	if !rep.Drain.Drained {
+		return fmt.Errorf("not drained within %s: %s", sc.DrainTimeout, rep.Drain.Waiting)
+	}
+	if rep.Verify != nil && !rep.Verify.OK() {
+		return fmt.Errorf("verifier found %d violations", len(rep.Verify.Violations))
+	}
+	return nil
+}

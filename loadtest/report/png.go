@@ -1,0 +1,81 @@
+package report
+
+import (
+	"os"
+
+	chart "github.com/wcharczuk/go-chart/v2"
+	"github.com/wcharczuk/go-chart/v2/drawing"
+)
+
+var palette = []drawing.Color{
+	{R: 0x1f, G: 0x77, B: 0xb4, A: 255}, {R: 0xff, G: 0x7f, B: 0x0e, A: 255},
+	{R: 0x2c, G: 0xa0, B: 0x2c, A: 255}, {R: 0xd6, G: 0x27, B: 0x28, A: 255},
+	{R: 0x94, G: 0x67, B: 0xbd, A: 255}, {R: 0x8c, G: 0x56, B: 0x4b, A: 255},
+	{R: 0xe3, G: 0x77, B: 0xc2, A: 255}, {R: 0x7f, G: 0x7f, B: 0x7f, A: 255},
+	{R: 0xbc, G: 0xbd, B: 0x22, A: 255}, {R: 0x17, G: 0xbe, B: 0xcf, A: 255},
+}
+
+// writePNG draws the main chart: front door accepted/s and consumed/s per
+// group on the left axis, lag per group (dashed) on the right axis.
+func writePNG(path string, r *Report, s Series) error {
+	if len(s.T) < 2 {
+		// go-chart needs two points; draw a flat line rather than nothing.
+		s.T = append(s.T, 0, 1)
+		s.FrontDoor = append(s.FrontDoor, 0, 0)
+	}
+	var series []chart.Series
+	color := 0
+	add := func(name string, y []float64, secondary, dashed bool) {
+		st := chart.Style{StrokeColor: palette[color%len(palette)], StrokeWidth: 2}
+		if dashed {
+			st.StrokeDashArray = []float64{5, 3}
+			st.StrokeWidth = 1.5
+		}
+		color++
+		cs := chart.ContinuousSeries{Name: name, XValues: s.T, YValues: y, Style: st}
+		if secondary {
+			cs.YAxis = chart.YAxisSecondary
+		}
+		series = append(series, cs)
+	}
+	add("front door accepted/s", s.FrontDoor, false, false)
+	for _, g := range s.Groups {
+		add(g+" consumed/s", s.Consumed[g], false, false)
+	}
+	color = 1
+	hasLag := false
+	for _, g := range s.Groups {
+		if lag, ok := s.Lag[g]; ok {
+			add(g+" lag (right)", lag, true, true)
+			hasLag = true
+		} else {
+			color++
+		}
+	}
+	if !hasLag {
+		// go-chart wants a range on the secondary axis once it is drawn.
+		add("", make([]float64, len(s.T)), true, true)
+	}
+	c := chart.Chart{
+		Title:      "accepted/s at the front door vs consumed/s and lag per group",
+		Width:      1400,
+		Height:     700,
+		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 20, Bottom: 20}},
+		XAxis:      chart.XAxis{Name: "seconds since the start of the load"},
+		YAxis:      chart.YAxis{Name: "msg/s"},
+		YAxisSecondary: chart.YAxis{
+			Name: "lag (messages)",
+		},
+		Series: series,
+	}
+	c.Elements = []chart.Renderable{chart.LegendLeft(&c)}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := c.Render(chart.PNG, f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
