@@ -10,7 +10,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -285,6 +287,13 @@ func TestComposeServices(t *testing.T) {
 	if !bytes.Contains(dockerfile, []byte(`ENTRYPOINT ["`+imageBinary+`"]`)) {
 		t.Fatalf("deploy/Dockerfile has no ENTRYPOINT [%q]; the healthchecks below call that path", imageBinary)
 	}
+	// The download layer copies every go.mod/go.sum of the workspace; a module
+	// missing there makes `go mod download` fail inside the image build.
+	for _, dir := range workModules(t, root) {
+		if line := fmt.Sprintf("COPY %[1]s/go.mod %[1]s/go.sum %[1]s/", dir); !bytes.Contains(dockerfile, []byte(line)) {
+			t.Errorf("deploy/Dockerfile does not have %q (module %s is in go.work)", line, dir)
+		}
+	}
 
 	for _, cs := range composeServices {
 		t.Run(cs.name, func(t *testing.T) {
@@ -494,6 +503,29 @@ func TestComposeConfigAccepted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// workModules lists the module directories of go.work, relative to root.
+func workModules(t *testing.T, root string) []string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "go", "work", "edit", "-json")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go work edit -json: %v", err)
+	}
+	var w struct{ Use []struct{ DiskPath string } }
+	if err := json.Unmarshal(out, &w); err != nil {
+		t.Fatalf("go work edit -json: %v", err)
+	}
+	var dirs []string
+	for _, u := range w.Use {
+		dirs = append(dirs, filepath.ToSlash(filepath.Clean(u.DiskPath)))
+	}
+	if len(dirs) == 0 {
+		t.Fatal("go.work uses no module")
+	}
+	return dirs
 }
 
 // runScriptEnv is the environment deploy/run.sh gives service svc, with
