@@ -53,6 +53,11 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// chaosRedisDB is the Redis database index of the chaos stacks, apart from
+// the other end-to-end tests' (stack.DefaultRedisDB) so a load test running
+// at the same time cannot drain this run's outbox.
+const chaosRedisDB = 10
+
 // chaosGroups are the consumer groups whose lag must drain after a scenario.
 var chaosGroups = []string{"GID-order", "GID-order-timeout", "GID-inventory", "GID-inventory-ledger", "GID-payment", "GID-logistics"}
 
@@ -94,6 +99,9 @@ func startChaos(t *testing.T, bin *stack.Binaries, cfg chaosConfig, opts stack.O
 	ak, sk := "AK-sentinel-"+randHex(), "SK-sentinel-"+randHex()
 	if os.Getenv("ROCKETMQ_NAMESRV") == "" {
 		opts.Env = append(opts.Env, "ROCKETMQ_ACCESS_KEY="+ak, "ROCKETMQ_SECRET_KEY="+sk)
+	}
+	if opts.RedisDB == 0 {
+		opts.RedisDB = chaosRedisDB
 	}
 	s := stack.Start(t, bin, opts)
 	r := &chaosRun{t: t, s: s, cfg: cfg, product: "chaos-" + randHex(),

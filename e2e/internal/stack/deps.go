@@ -56,6 +56,19 @@ func DSN(t testing.TB, name string) string {
 	return c.FormatDSN()
 }
 
+// dsnVia is DSN with the server reached at addr ("" = the server's address).
+func dsnVia(t testing.TB, name, addr string) string {
+	c := mysqlConfig(t)
+	c.DBName = name
+	if addr != "" {
+		c.Addr = addr
+	}
+	return c.FormatDSN()
+}
+
+// MySQLAddr is the host:port of the test MariaDB server.
+func MySQLAddr(t testing.TB) string { return mysqlConfig(t).Addr }
+
 // uniqueID returns a short random hex string.
 func uniqueID() string {
 	var b [5]byte

@@ -38,6 +38,14 @@ type Options struct {
 	// BrokerDataDir, when set, is the embedded broker's -data-dir, so a
 	// restarted broker (RestartBroker) keeps its messages and offsets.
 	BrokerDataDir string
+	// MySQLAddr maps a service name to the host:port it reaches MariaDB at
+	// instead of the server's own (e.g. a fault-injecting proxy).
+	MySQLAddr map[string]string
+	// RedisDB is the Redis database index of the services (0 = E2E_REDIS_DB,
+	// default DefaultRedisDB). Test suites that may run at the same time as
+	// another on this machine pick different indexes: the outbox stream and
+	// sale keys have fixed names.
+	RedisDB int
 }
 
 func (o *Options) defaults() {
@@ -75,15 +83,15 @@ type Stack struct {
 	// BrokerAdmin is the embedded broker's admin API address (fault hooks,
 	// lag, DLQ; see pkg/testbroker/cmd/testbroker/admin.go), "" with ROCKETMQ_NAMESRV.
 	BrokerAdmin string
-	Order      *Service
-	Payment    *Service
-	Inventory  *Service
-	Logistics  *Service
-	Redis      *redis.Client // the services' Redis database
-	RedisDB    int
-	AdminToken string
-	Opts       Options
-	LogDir     string
+	Order       *Service
+	Payment     *Service
+	Inventory   *Service
+	Logistics   *Service
+	Redis       *redis.Client // the services' Redis database
+	RedisDB     int
+	AdminToken  string
+	Opts        Options
+	LogDir      string
 }
 
 // Services returns the four services.
@@ -98,10 +106,13 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 	opts.defaults()
 	run := uniqueID()
 	s := &Stack{
-		RedisDB:    redisDB(t),
+		RedisDB:    opts.RedisDB,
 		AdminToken: "e2e-" + run,
 		Opts:       opts,
 		LogDir:     logDir(t),
+	}
+	if s.RedisDB == 0 {
+		s.RedisDB = redisDB(t)
 	}
 	redisAddr := getenv("REDIS_ADDR", defaultRedisAddr)
 	s.Redis = openRedis(t, redisAddr, s.RedisDB)
@@ -171,7 +182,7 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 			"PATH=" + os.Getenv("PATH"),
 			"HOME=" + t.TempDir(),
 			"HTTP_ADDR=" + svc.Addr,
-			"MYSQL_DSN=" + DSN(t, svc.DBName),
+			"MYSQL_DSN=" + dsnVia(t, svc.DBName, opts.MySQLAddr[svc.Name]),
 			"REDIS_ADDR=" + redisAddr,
 			"REDIS_DB=" + strconv.Itoa(s.RedisDB),
 			"ROCKETMQ_NAMESRV=" + s.NameSrv,
