@@ -78,6 +78,11 @@ require (
 	stathat.com/c/consistent v1.0.0 // indirect
 )
 
-require seckill/pkg v0.0.0
+require (
+	seckill/loadtest v0.0.0
+	seckill/pkg v0.0.0
+)
 
 replace seckill/pkg => ../pkg
+
+replace seckill/loadtest => ../loadtest
