@@ -155,9 +155,11 @@ else
   # setsid: the children get no terminal signals; Ctrl-C reaches only this
   # script, which then stops them in order (services first, broker last).
   # -topics: the same topics and queue counts as deploy/rocketmq/init-topics.sh.
+  # -data-dir: messages and offsets survive a restart, like a real broker's
+  # store (a pending pay timeout still fires after the next make run).
   setsid "$bin/testbroker" -namesrv "$embedded_namesrv" -broker "$embedded_broker" \
     -topics ORDER:4,SOLDOUT:1,STOCK_LEDGER:1,ORDER_STATS:4 \
-    -delay-scale "${DELAY_SCALE:-1}" >>"$log_dir/testbroker.log" 2>&1 &
+    -data-dir "$run_dir/broker" -delay-scale "${DELAY_SCALE:-1}" >>"$log_dir/testbroker.log" 2>&1 &
   broker_pid=$!
   for _ in $(seq 100); do
     reachable "$embedded_namesrv" && reachable "$embedded_broker" && break
