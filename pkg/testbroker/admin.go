@@ -62,8 +62,7 @@ func (s *Server) deleteTopicLocked(name string) {
 			delete(s.byCommitLog, m.commitLogOffset)
 		}
 		q.deleted = true
-		close(q.notify) // wake holds; they see deleted and answer 17
-		q.notify = make(chan struct{})
+		q.wakeLocked() // held pulls see deleted and answer 17
 	}
 	delete(s.topics, name)
 	s.logTopicDeleteLocked(name)

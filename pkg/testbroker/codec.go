@@ -122,6 +122,15 @@ func decodeFrame(data []byte) (*command, error) {
 }
 
 func decodeJSONHeader(b []byte) (*command, error) {
+	if cmd, ok := parseJSONHeaderFast(b); ok {
+		return cmd, nil
+	}
+	return decodeJSONHeaderSlow(b)
+}
+
+// decodeJSONHeaderSlow is encoding/json, for whatever the fast path
+// declines (codec_json.go).
+func decodeJSONHeaderSlow(b []byte) (*command, error) {
 	var jc jsonCommand
 	if err := json.Unmarshal(b, &jc); err != nil {
 		return nil, fmt.Errorf("decode json header: %w", err)
@@ -218,15 +227,11 @@ func encodeFrame(cmd *command) []byte {
 	if cmd.ExtFields == nil {
 		cmd.ExtFields = map[string]string{}
 	}
-	header, err := json.Marshal(cmd)
-	if err != nil {
-		// A command holds only strings and integers; Marshal cannot fail.
-		panic(fmt.Sprintf("encode header: %v", err))
-	}
-	out := make([]byte, 8, 8+len(header)+len(cmd.Body))
-	binary.BigEndian.PutUint32(out[0:4], uint32(4+len(header)+len(cmd.Body)))
-	binary.BigEndian.PutUint32(out[4:8], uint32(len(header))&0xFFFFFF)
-	out = append(out, header...)
+	out := make([]byte, 8, 8+160+32*len(cmd.ExtFields)+len(cmd.Body))
+	out = appendJSONHeader(out, cmd)
+	h := len(out) - 8
+	binary.BigEndian.PutUint32(out[0:4], uint32(4+h+len(cmd.Body)))
+	binary.BigEndian.PutUint32(out[4:8], uint32(h)&0xFFFFFF)
 	return append(out, cmd.Body...)
 }
 

@@ -16,14 +16,20 @@ package testbroker
 //   - RefuseSends(on): SEND/SEND_BATCH answer 14 SERVICE_NOT_AVAILABLE
 //     (client-go sync sends retry, then fail).
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
+// faultState: duplicate and dropCommits are guarded by Server.mu (read
+// inside store operations); the per-request checks are atomics so a request
+// without faults takes no lock for them.
 type faultState struct {
 	duplicate   int
 	dropCommits map[string]bool
-	paused      chan struct{} // non-nil while paused; closed by Resume
-	latency     time.Duration
-	refuseSends bool
+	paused      atomic.Pointer[chan struct{}] // non-nil while paused; closed by Resume
+	latency     atomic.Int64                  // time.Duration
+	refuseSends atomic.Bool
 }
 
 // DuplicateDelivery stores every later sent message n times.
@@ -47,8 +53,9 @@ func (s *Server) DropOffsetCommits(group string, on bool) {
 // Pause holds every new request until Resume.
 func (s *Server) Pause() {
 	s.mu.Lock()
-	if s.faults.paused == nil {
-		s.faults.paused = make(chan struct{})
+	if s.faults.paused.Load() == nil {
+		ch := make(chan struct{})
+		s.faults.paused.Store(&ch)
 	}
 	s.mu.Unlock()
 }
@@ -56,36 +63,30 @@ func (s *Server) Pause() {
 // Resume releases the requests held by Pause.
 func (s *Server) Resume() {
 	s.mu.Lock()
-	if s.faults.paused != nil {
-		close(s.faults.paused)
-		s.faults.paused = nil
+	if ch := s.faults.paused.Load(); ch != nil {
+		close(*ch)
+		s.faults.paused.Store(nil)
 	}
 	s.mu.Unlock()
 }
 
 // Latency delays every request by d (0 turns it off).
 func (s *Server) Latency(d time.Duration) {
-	s.mu.Lock()
-	s.faults.latency = d
-	s.mu.Unlock()
+	s.faults.latency.Store(int64(d))
 }
 
 // RefuseSends makes sends answer 14 SERVICE_NOT_AVAILABLE while on.
 func (s *Server) RefuseSends(on bool) {
-	s.mu.Lock()
-	s.faults.refuseSends = on
-	s.mu.Unlock()
+	s.faults.refuseSends.Store(on)
 }
 
 // applyFaults runs before every handler; false means the connection or the
 // server went away while waiting.
 func (s *Server) applyFaults(c *conn) bool {
-	s.mu.Lock()
-	paused, latency := s.faults.paused, s.faults.latency
-	s.mu.Unlock()
-	if paused != nil {
+	latency := time.Duration(s.faults.latency.Load())
+	if paused := s.faults.paused.Load(); paused != nil {
 		select {
-		case <-paused:
+		case <-*paused:
 		case <-c.done:
 			return false
 		case <-s.ctx.Done():
@@ -107,10 +108,7 @@ func (s *Server) applyFaults(c *conn) bool {
 }
 
 func (s *Server) faultSend(req *command) *command {
-	s.mu.Lock()
-	refuse := s.faults.refuseSends
-	s.mu.Unlock()
-	if refuse {
+	if s.faults.refuseSends.Load() {
 		return newResponse(req, codeServiceNotAvailable, "service not available now (fault injected)")
 	}
 	return nil

@@ -106,7 +106,7 @@ func unique(t *testing.T, prefix string) string {
 
 // createTopic creates a topic with the embedded API or, against a real
 // broker, with client-go's admin on the broker found in TBW102's route.
-func (e *env) createTopic(t *testing.T, name string, queues int) {
+func (e *env) createTopic(t testing.TB, name string, queues int) {
 	t.Helper()
 	if e.embedded() {
 		e.srv.CreateTopic(name, queues)
@@ -154,7 +154,7 @@ func routeExists(ns, topicName string) bool {
 	return err == nil && resp.Code == 0
 }
 
-func brokerOf(t *testing.T, ns string) string {
+func brokerOf(t testing.TB, ns string) string {
 	t.Helper()
 	resp, err := routeOf(ns, "TBW102")
 	if err != nil || resp.Code != 0 {
@@ -173,7 +173,7 @@ func brokerOf(t *testing.T, ns string) string {
 	return rd.BrokerDatas[0].BrokerAddrs["0"]
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

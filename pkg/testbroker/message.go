@@ -11,11 +11,9 @@ package testbroker
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"hash/crc32"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -112,10 +110,16 @@ func (h hostPort) String() string {
 // parseProperties splits "k\x01v\x02..." keeping only well-formed pairs, as
 // client-go does.
 func parseProperties(s string) map[string]string {
-	props := make(map[string]string)
-	for _, item := range strings.Split(s, "\x02") {
+	props := make(map[string]string, 8)
+	for len(s) > 0 {
+		item := s
+		if i := strings.IndexByte(s, 2); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
 		k, v, ok := strings.Cut(item, "\x01")
-		if !ok || strings.Contains(v, "\x01") {
+		if !ok || strings.IndexByte(v, 1) >= 0 {
 			continue
 		}
 		props[k] = v
@@ -123,29 +127,22 @@ func parseProperties(s string) map[string]string {
 	return props
 }
 
-// marshalProperties encodes props in sorted key order (deterministic bytes).
-func marshalProperties(props map[string]string) string {
-	keys := make([]string, 0, len(props))
-	for k := range props {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte(1)
-		b.WriteString(props[k])
-		b.WriteByte(2)
-	}
-	return b.String()
+func offsetMsgID(store hostPort, commitLogOffset int64) string {
+	return string(appendOffsetMsgID(make([]byte, 0, 32), store, commitLogOffset))
 }
 
-func offsetMsgID(store hostPort, commitLogOffset int64) string {
-	var b [16]byte
-	copy(b[:4], store.ip[:])
-	binary.BigEndian.PutUint32(b[4:8], uint32(store.port))
-	binary.BigEndian.PutUint64(b[8:16], uint64(commitLogOffset))
-	return strings.ToUpper(hex.EncodeToString(b[:]))
+// appendOffsetMsgID appends the 32 upper-hex digits of storeHost ip ‖ port ‖
+// commitLogOffset.
+func appendOffsetMsgID(b []byte, store hostPort, commitLogOffset int64) []byte {
+	const upperHex = "0123456789ABCDEF"
+	var raw [16]byte
+	copy(raw[:4], store.ip[:])
+	binary.BigEndian.PutUint32(raw[4:8], uint32(store.port))
+	binary.BigEndian.PutUint64(raw[8:16], uint64(commitLogOffset))
+	for _, c := range raw {
+		b = append(b, upperHex[c>>4], upperHex[c&0xF])
+	}
+	return b
 }
 
 func (m *message) offsetMsgID() string { return offsetMsgID(m.storeHost, m.commitLogOffset) }
@@ -172,14 +169,26 @@ func (m *message) clone() *message {
 
 // seal builds the pull-body encoding. Called once the queue position and
 // commit-log offset are final.
-func (m *message) seal() {
-	props := marshalProperties(m.props)
-	if len(props) > maxPropertiesLength {
-		props = props[:0]
+func (m *message) seal() { m.sealInto(nil) }
+
+// sealInto appends the encoding to buf (a batch shares one buffer, dropped
+// together by retention since its members share a queue) and returns buf;
+// m.wire is the appended part. With a nil buf it allocates exactly.
+func (m *message) sealInto(buf []byte) []byte {
+	propsLen := 0
+	for k, v := range m.props {
+		propsLen += len(k) + len(v) + 2
+	}
+	if propsLen > maxPropertiesLength {
+		propsLen = 0
 	}
 	topicLen := min(len(m.topic), 255)
-	size := 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 4 + len(m.body) + 1 + topicLen + 2 + len(props)
-	b := make([]byte, 0, size)
+	size := 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 4 + len(m.body) + 1 + topicLen + 2 + propsLen
+	if cap(buf)-len(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	start := len(buf)
+	b := buf
 	b = binary.BigEndian.AppendUint32(b, uint32(size))
 	b = binary.BigEndian.AppendUint32(b, messageMagicV1)
 	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(m.body)&0x7fffffff)
@@ -198,15 +207,25 @@ func (m *message) seal() {
 	b = binary.BigEndian.AppendUint32(b, uint32(m.reconsumeTimes))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.preparedTxOff))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.body)))
-	start := len(b)
+	bodyAt := len(b)
 	b = append(b, m.body...)
-	// The body now lives inside wire; drop the reference to the request frame.
-	m.body = b[start:len(b):len(b)]
 	b = append(b, byte(topicLen))
 	b = append(b, m.topic[:topicLen]...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(props)))
-	b = append(b, props...)
-	m.wire = b
+	b = binary.BigEndian.AppendUint16(b, uint16(propsLen))
+	if propsLen > 0 {
+		// Map order: the bytes differ between encodings of equal
+		// properties, which nothing compares.
+		for k, v := range m.props {
+			b = append(b, k...)
+			b = append(b, 1)
+			b = append(b, v...)
+			b = append(b, 2)
+		}
+	}
+	m.wire = b[start:len(b):len(b)]
+	// The body now lives inside wire; drop the reference to the request frame.
+	m.body = b[bodyAt : bodyAt+len(m.body) : bodyAt+len(m.body)]
+	return b
 }
 
 // export converts to the public form for tests.
@@ -241,13 +260,14 @@ var errBadBatch = errors.New("malformed batch body")
 // TOTALSIZE i32 | MAGIC i32 | BODYCRC i32 | FLAG i32 | BODYLEN i32 | BODY |
 // PROPLEN i16 | PROPS. It returns an error on any inconsistency.
 type batchRecord struct {
-	flag  int32
-	body  []byte
-	props map[string]string
+	flag     int32
+	body     []byte
+	rawProps []byte
+	props    map[string]string
 }
 
 func decodeBatch(data []byte) ([]batchRecord, error) {
-	var out []batchRecord
+	out := make([]batchRecord, 0, 64)
 	r := byteReader{b: data}
 	for r.err == nil && len(r.b) > 0 {
 		total := int(int32(r.u32()))
@@ -261,7 +281,7 @@ func decodeBatch(data []byte) ([]batchRecord, error) {
 		if want := 4 + 4 + 4 + 4 + 4 + len(body) + 2 + len(props); total != want {
 			return nil, errBadBatch
 		}
-		out = append(out, batchRecord{flag: flag, body: body, props: parseProperties(string(props))})
+		out = append(out, batchRecord{flag: flag, body: body, rawProps: props, props: parseProperties(string(props))})
 	}
 	if r.err != nil {
 		return nil, errBadBatch

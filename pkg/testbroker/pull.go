@@ -156,7 +156,7 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 	case offset > q.max():
 		return pullResponse(req, codePullOffsetMoved, q.max(), q), nil
 	case offset == q.max():
-		return nil, q.notify
+		return nil, q.waitLocked()
 	}
 	var (
 		body    []byte

@@ -181,10 +181,18 @@ func (s *Server) handleSendBatch(c *conn, req *command) *command {
 	if t == nil {
 		return newResponse(req, code, remark)
 	}
-	ids := make([]string, 0, len(records))
+	ids := make([]byte, 0, 33*len(records)*max(s.faults.duplicate, 1))
 	var first int64
+	msgs := make([]message, len(records))
+	arenaSize := 0
+	for _, r := range records {
+		arenaSize += 150 + len(t.name) + len(r.body) + len(r.rawProps)
+	}
+	s.arena = make([]byte, 0, arenaSize*max(s.faults.duplicate, 1))
+	defer func() { s.arena = nil }()
 	for i, r := range records {
-		m := &message{
+		m := &msgs[i]
+		*m = message{
 			queueID:       int32(qid),
 			flag:          r.flag,
 			sysFlag:       h.sysFlag &^ sysFlagCompressed,
@@ -200,11 +208,13 @@ func (s *Server) handleSendBatch(c *conn, req *command) *command {
 		}
 		if i == 0 {
 			first = m.queueOffset
+		} else {
+			ids = append(ids, ',')
 		}
-		ids = append(ids, m.offsetMsgID())
+		ids = appendOffsetMsgID(ids, m.storeHost, m.commitLogOffset)
 	}
 	resp := newResponse(req, codeSuccess, "")
-	resp.ExtFields["msgId"] = strings.Join(ids, ",")
+	resp.ExtFields["msgId"] = string(ids)
 	resp.ExtFields["queueId"] = strconv.Itoa(qid)
 	resp.ExtFields["queueOffset"] = strconv.FormatInt(first, 10)
 	resp.ExtFields["MSG_REGION"] = "DefaultRegion"

@@ -7,7 +7,8 @@ package testbroker
 // overlap); the route advertises the broker address as an IP literal.
 // Each connection has one reader goroutine; every request runs in its own
 // goroutine (a long-polled pull must not block the heartbeat or sends behind
-// it) and responses are written under a per-connection mutex, in any order.
+// it) and responses go out in any order; responses finished while another
+// is being written are combined into its next write (conn.write).
 // Frames already read when the peer closes are still handled (client-go
 // flushes offsets with oneway frames right before closing). A frame longer
 // than Options.MaxFrame, shorter than 4 bytes or with an undecodable header
@@ -173,6 +174,7 @@ type Server struct {
 	delayWake     chan struct{}
 	onAppend      func(*message) // persistence hook; nil in memory mode
 	persist       *persister     // the DataDir log; nil in memory mode
+	arena         []byte         // while a batch is stored: shared buffer for its encodings
 	faults        faultState
 
 	handlers map[int16]handlerFunc
@@ -335,6 +337,8 @@ type conn struct {
 	nc       net.Conn
 	remote   hostPort
 	wmu      sync.Mutex
+	writing  bool          // a goroutine is writing; guarded by wmu
+	pending  []byte        // frames waiting for that writer; guarded by wmu
 	done     chan struct{} // closed when the reader stops
 	inflight chan struct{}
 	handlers sync.WaitGroup
@@ -412,15 +416,42 @@ func (s *Server) closeLog() {
 }
 
 // write sends one frame; errors mean the peer is gone and the reader will
-// notice.
+// notice. Concurrent writers combine: while one goroutine is in the write
+// syscall, others append their frames to c.pending and return, and the
+// writer sends everything pending in one syscall before it leaves, so many
+// small responses cost few syscalls and none waits for a timer.
 func (c *conn) write(cmd *command) {
 	b := encodeFrame(cmd)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.nc.Write(b); err != nil {
-		c.nc.Close()
+	if c.writing {
+		c.pending = append(c.pending, b...)
+		c.wmu.Unlock()
+		return
 	}
+	c.writing = true
+	for {
+		c.wmu.Unlock()
+		c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.nc.Write(b)
+		c.wmu.Lock()
+		if err != nil {
+			c.nc.Close()
+			c.pending = nil
+			break
+		}
+		if len(c.pending) == 0 {
+			break
+		}
+		// Swap buffers: the one just written becomes the next pending one
+		// unless it is large (a big pull body).
+		next := b[:0]
+		if cap(next) > 256<<10 {
+			next = nil
+		}
+		b, c.pending = c.pending, next
+	}
+	c.writing = false
+	c.wmu.Unlock()
 }
 
 // dropConn forgets a closed connection: its client leaves every group, its

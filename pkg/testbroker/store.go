@@ -47,11 +47,27 @@ type queue struct {
 	msgs    []*message // msgs[i] has logical offset min+i
 	min     int64
 	bytes   int           // sum of len(wire) over msgs
-	notify  chan struct{} // closed and replaced on every append
+	notify  chan struct{} // made by a waiting pull, closed (and cleared) by the next append
 	deleted bool          // its topic was deleted; pulls answer 17
 }
 
-func newQueue() *queue { return &queue{notify: make(chan struct{})} }
+func newQueue() *queue { return &queue{} }
+
+// wakeLocked wakes the pulls held on q.
+func (q *queue) wakeLocked() {
+	if q.notify != nil {
+		close(q.notify)
+		q.notify = nil
+	}
+}
+
+// waitLocked is the channel a pull holds on until q changes.
+func (q *queue) waitLocked() <-chan struct{} {
+	if q.notify == nil {
+		q.notify = make(chan struct{})
+	}
+	return q.notify
+}
 
 func (q *queue) max() int64 { return q.min + int64(len(q.msgs)) }
 
@@ -112,14 +128,13 @@ func (s *Server) appendLocked(t *topic, m *message) {
 	if m.storeTimestamp == 0 {
 		m.storeTimestamp = s.now().UnixMilli()
 	}
-	m.seal()
+	s.arena = m.sealInto(s.arena)
 	s.nextCommitLog += int64(len(m.wire))
 	q.msgs = append(q.msgs, m)
 	q.bytes += len(m.wire)
 	s.byCommitLog[m.commitLogOffset] = m
 	s.trimLocked(q)
-	close(q.notify)
-	q.notify = make(chan struct{})
+	q.wakeLocked()
 	if s.onAppend != nil {
 		s.onAppend(m)
 	}
