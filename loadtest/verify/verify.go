@@ -467,6 +467,7 @@ func Run(ctx context.Context, s Stores, opts Options) (*Result, error) {
 		}
 	}
 	applied := 0
+	covered := map[string]bool{}
 	for _, id := range slices.Sorted(mapsKeys(moves)) {
 		for _, m := range moves[id] {
 			if m.saleID != p.saleID {
@@ -480,7 +481,7 @@ func Run(ctx context.Context, s Stores, opts Options) (*Result, error) {
 			case !m.applied && n != 0:
 				res.add(CheckLedger, id, "%s not applied but has %d ledger lines", m.kind, n)
 			}
-			delete(lines, k)
+			covered[k] = true
 			if m.applied {
 				if m.kind == events.MovementDeduct {
 					applied += m.qty
@@ -491,6 +492,9 @@ func Run(ctx context.Context, s Stores, opts Options) (*Result, error) {
 		}
 	}
 	for _, k := range slices.Sorted(mapsKeys(lines)) {
+		if covered[k] {
+			continue
+		}
 		id, kind, _ := strings.Cut(k, "/")
 		res.add(CheckLedger, id, "%d ledger lines for %s without a stock movement", lines[k], kind)
 	}
