@@ -47,6 +47,11 @@ func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
 		if ev.AmountCents < 0 {
 			return fmt.Errorf("message %s: negative amount_cents %d: %w", m.ID, ev.AmountCents, mq.ErrPermanent)
 		}
+		// The same contract order-service holds the event to: an order it
+		// refuses to persist must not get a payment that could be paid.
+		if ev.UserID == "" || ev.ProductID == "" || ev.Quantity <= 0 {
+			return fmt.Errorf("message %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
+		}
 		return h.created(ctx, m, ev)
 	case events.TagClosed:
 		var ev events.OrderClosed

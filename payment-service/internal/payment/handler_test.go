@@ -163,6 +163,7 @@ func TestPoisonMessagesArePermanent(t *testing.T) {
 		{"no order id", message(t, "m4", events.TagClosed, "", events.OrderClosed{Version: events.Version, EventID: "x"})},
 		{"no event id", message(t, "m5", events.TagCreated, "o1", events.OrderCreated{Version: events.Version, OrderID: "o1"})},
 		{"negative amount", createdMsg(t, "m6", "o1", -5)},
+		{"no product or user", message(t, "m7", events.TagCreated, "o1", events.OrderCreated{Version: events.Version, EventID: "o1:created", OrderID: "o1", AmountCents: 999})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
