@@ -39,3 +39,23 @@ run: build
 .PHONY: chaos
 chaos:
 	CHAOS=1 go test -count=1 -timeout 40m -run 'TestChaos' -v ./e2e/
+
+# --- load tool, verifier, benchmarks (loadtest/) ------------------------------
+# `make load` runs a sale against the system `make run` started (export its
+# ADMIN_TOKEN first) and writes .load/{accepted.txt,report.json,report.html,report.png};
+# `make verify` re-checks that sale; `make bench` starts and stops everything itself.
+LOAD_FLAGS ?= -stock 10000 -duration 10s -conns 64 -pay 0.5
+VERIFY_FLAGS ?=
+BENCH_FLAGS ?= -duration 10s -conns 64
+.PHONY: load verify bench
+
+load:
+	go run ./loadtest/cmd/load -out .load $(LOAD_FLAGS)
+
+verify:
+	go run ./loadtest/cmd/verify -accepted .load/accepted.txt $(VERIFY_FLAGS)
+
+bench: build
+	CGO_ENABLED=0 go build -o $(BIN)/hello ./loadtest/cmd/hello
+	CGO_ENABLED=0 go build -o $(BIN)/bench ./loadtest/cmd/bench
+	$(BIN)/bench -bin $(BIN) -root $(CURDIR) -out .bench $(BENCH_FLAGS)

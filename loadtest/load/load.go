@@ -34,6 +34,7 @@ type Config struct {
 	Requests    int           `json:"requests"`     // stop after this many requests (0 = no limit)
 	Timeout     time.Duration `json:"timeout_ns"`   // per request (default 10 s)
 	RunID       string        `json:"run_id"`       // prefix of users' Idempotency-Keys (default: random)
+	UserPrefix  string        `json:"user_prefix"`  // user IDs are <prefix><n>, n < Users (default "u")
 	Seed        uint64        `json:"seed"`
 }
 
@@ -148,6 +149,9 @@ func Start(ctx context.Context, cfg Config, progress io.Writer) (*Run, error) {
 	if cfg.RunID == "" {
 		cfg.RunID = strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	}
+	if cfg.UserPrefix == "" {
+		cfg.UserPrefix = "u"
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
@@ -187,7 +191,7 @@ func (r *runner) next() pick {
 	case x < r.cfg.DupShare+r.cfg.RepeatShare && len(r.accUsers) > 0:
 		p.user = r.accUsers[r.rnd.IntN(len(r.accUsers))]
 	default:
-		p.user = "u" + strconv.Itoa(r.fresh%r.cfg.Users)
+		p.user = r.cfg.UserPrefix + strconv.Itoa(r.fresh%r.cfg.Users)
 		r.fresh++
 	}
 	r.keySeq++
