@@ -345,7 +345,7 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 			closed++
 		}
 	}
-	t.Logf("result: %d buyers, %d accepted (stock %d), %d sold_out; %d paid (%d pay answered order_closed), %d shipped, %d closed (%d refunded); "+
+	t.Logf("result: %d buyers, %d accepted (stock %d; units given back by closes are sold again), %d sold_out; %d paid (%d pay answered order_closed), %d shipped, %d closed (%d refunded); "+
 		"retries: %d order, %d pay; one row, one deduction, one payment per order, stock back once per closed order, ledger and Redis agree",
 		r.cfg.buyers, len(ids), r.cfg.stock, r.soldOut, len(r.paid), r.payClosed, shipped, closed, refunded, r.orderRetry, r.payRetry)
 	return final
