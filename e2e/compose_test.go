@@ -69,6 +69,8 @@ var composeServices = []composeService{
 			{"GID-order", "clustering", false, events.TopicOrder, "created || paid || shipped", "order.apply"},
 			{"GID-order-timeout", "clustering", false, events.TopicOrder, "timeout", "order.timeout"},
 			{"GID-order-soldout", "broadcasting", false, events.TopicSoldOut, "*", "order.soldout"},
+			{"GID-order-stats", "clustering", false, events.TopicOrderStats, "*", "order.stats"},
+			{"GID-order-stats", "clustering", false, events.TopicOrderStats, "*", "order.stats"},
 		},
 	},
 	{

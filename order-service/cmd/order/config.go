@@ -21,9 +21,10 @@ const (
 	handlerApply   = "order.apply"
 	handlerTimeout = "order.timeout"
 	handlerSoldOut = "order.soldout"
+	handlerStats   = "order.stats"
 )
 
-var knownHandlers = []string{handlerApply, handlerTimeout, handlerSoldOut}
+var knownHandlers = []string{handlerApply, handlerTimeout, handlerSoldOut, handlerStats}
 
 // Config is order-service's configuration: defaults, then the YAML file named
 // by CONFIG_FILE (optional), then the environment.
@@ -64,6 +65,10 @@ func defaultConfig() Config {
 					GroupID:   "GID-order-soldout",
 					Model:     config.ModelBroadcasting,
 					Consumers: []config.Consumer{{Topic: events.TopicSoldOut, Tag: "*", Handler: handlerSoldOut}},
+				},
+				{
+					GroupID:   "GID-order-stats",
+					Consumers: []config.Consumer{{Topic: events.TopicOrderStats, Tag: "*", Handler: handlerStats}},
 				},
 			},
 		},

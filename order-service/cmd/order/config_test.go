@@ -97,6 +97,7 @@ func TestConfigDefaults(t *testing.T) {
 		"GID-order  ORDER created || paid || shipped order.apply",
 		"GID-order-timeout  ORDER timeout order.timeout",
 		"GID-order-soldout broadcasting SOLDOUT * order.soldout",
+		"GID-order-stats  ORDER_STATS * order.stats",
 	}
 	if diff := cmp.Diff(want, groups); diff != "" {
 		t.Errorf("default consumer groups (-want +got):\n%s", diff)

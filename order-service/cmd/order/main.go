@@ -21,6 +21,7 @@ import (
 	"seckill/order-service/internal/intake"
 	"seckill/order-service/internal/order"
 	"seckill/order-service/internal/outbox"
+	"seckill/order-service/internal/stats"
 	"seckill/order-service/internal/stock"
 	"seckill/order-service/migrations"
 	"seckill/pkg/config"
@@ -126,6 +127,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		handlerApply:   handler.Apply,
 		handlerTimeout: handler.Timeout,
 		handlerSoldOut: flags.Handle,
+		handlerStats:   stats.NewCounter(reg).Handle,
 	}
 	for _, g := range cfg.RocketMQ.ConsumerGroups {
 		c, err := mq.Subscribe(ctx, mqCfg, mq.FromConfig(g, cfg.ConsumeRate), dispatch(g, handlers), log, mqMetrics)
