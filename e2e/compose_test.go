@@ -70,7 +70,6 @@ var composeServices = []composeService{
 			{"GID-order-timeout", "clustering", false, events.TopicOrder, "timeout", "order.timeout"},
 			{"GID-order-soldout", "broadcasting", false, events.TopicSoldOut, "*", "order.soldout"},
 			{"GID-order-stats", "clustering", false, events.TopicOrderStats, "*", "order.stats"},
-			{"GID-order-stats", "clustering", false, events.TopicOrderStats, "*", "order.stats"},
 		},
 	},
 	{
