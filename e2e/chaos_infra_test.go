@@ -20,12 +20,10 @@ func chaosBrokerRestart(t *testing.T, bin *stack.Binaries) {
 		stack.Options{PayTimeoutLevel: 3, BrokerDataDir: t.TempDir()})
 	needEmbedded(t, r.s)
 	ctx := t.Context()
-	go r.load(ctx)
+	r.goLoad(ctx)
 	r.waitAccepted(50)
 	start := time.Now()
-	r.s.Broker.Kill()
-	time.Sleep(time.Second)
-	if err := r.s.RestartBroker(false); err != nil {
+	if err := r.s.RestartBroker(true, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("broker SIGKILLed after %d accepted orders, back after %s", r.nAccepted.Load(), time.Since(start).Round(time.Millisecond))
@@ -43,7 +41,7 @@ func chaosMySQLOutage(t *testing.T, bin *stack.Binaries) {
 	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 12 * time.Second, payEach: 2},
 		stack.Options{PayTimeoutLevel: 3, MySQLAddr: map[string]string{"inventory": proxy.Addr()}})
 	ctx := t.Context()
-	go r.load(ctx)
+	r.goLoad(ctx)
 	r.waitAccepted(30)
 	before := r.nAccepted.Load()
 	proxy.Down()

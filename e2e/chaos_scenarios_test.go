@@ -76,7 +76,7 @@ func chaosDroppedCommits(t *testing.T, bin *stack.Binaries) {
 		stack.Options{PayTimeoutLevel: 3})
 	needEmbedded(t, r.s)
 	ctx := t.Context()
-	go r.load(ctx)
+	r.goLoad(ctx)
 	r.waitAccepted(30)
 	if err := r.s.SetFaults(ctx, stack.Faults{DropCommits: map[string]bool{"GID-inventory": true}}); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func chaosConsumerKill(t *testing.T, bin *stack.Binaries) {
 	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 6 * time.Second, payEach: 2},
 		stack.Options{PayTimeoutLevel: 3})
 	ctx := t.Context()
-	go r.load(ctx)
+	r.goLoad(ctx)
 	r.waitAccepted(50)
 	r.s.Inventory.Kill9()
 	t.Logf("inventory-service SIGKILLed after %d accepted orders", r.nAccepted.Load())
@@ -159,7 +159,7 @@ func chaosOrderKill(t *testing.T, bin *stack.Binaries) {
 	r := startChaos(t, bin, chaosConfig{stock: 150, buyers: 180, spread: 4 * time.Second, payEach: 2},
 		stack.Options{PayTimeoutLevel: 2})
 	ctx := t.Context()
-	go r.load(ctx)
+	r.goLoad(ctx)
 	r.waitAccepted(60)
 	// The broker refuses sends for a moment, so the outbox holds accepted
 	// orders that are in no queue yet when the process dies.
@@ -226,7 +226,7 @@ func chaosSigterm(t *testing.T, bin *stack.Binaries) {
 	r := startChaos(t, bin, chaosConfig{stock: 200, buyers: 240, spread: 16 * time.Second, payEach: 2},
 		stack.Options{PayTimeoutLevel: 3})
 	ctx := t.Context()
-	go r.load(ctx)
+	r.goLoad(ctx)
 	var took []string
 	for _, svc := range []*stack.Service{r.s.Inventory, r.s.Payment, r.s.Logistics, r.s.Order} {
 		time.Sleep(3 * time.Second)

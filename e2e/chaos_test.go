@@ -137,6 +137,13 @@ func (r *chaosRun) load(ctx context.Context) {
 	close(r.acceptedSig)
 }
 
+// goLoad runs load in the background; the test waits for its end (on
+// failure t.Context is canceled first, so the buyers give up at once).
+func (r *chaosRun) goLoad(ctx context.Context) {
+	go r.load(ctx)
+	r.t.Cleanup(func() { <-r.acceptedSig })
+}
+
 // loadRange runs buyers from..to-1 (spread over the share of cfg.spread).
 func (r *chaosRun) loadRange(ctx context.Context, from, to int) {
 	var wg sync.WaitGroup
@@ -189,6 +196,9 @@ func (r *chaosRun) buyer(ctx context.Context, i int) {
 		r.mu.Unlock()
 		time.Sleep(200 * time.Millisecond)
 	}
+	if ctx.Err() != nil {
+		return // the test already failed or ended
+	}
 	var id string
 	switch {
 	case err != nil:
@@ -226,7 +236,10 @@ func (r *chaosRun) buyer(ctx context.Context, i int) {
 		if err == nil && resp.Status == http.StatusOK {
 			break
 		}
-		if time.Now().After(deadline.Add(retryFor)) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline.Add(retryFor)) {
 			r.t.Errorf("payment of order %s never known: %v %v", id, resp, err)
 			return
 		}
@@ -245,6 +258,9 @@ func (r *chaosRun) buyer(ctx context.Context, i int) {
 		r.payRetry++
 		r.mu.Unlock()
 		time.Sleep(200 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -63,9 +63,10 @@ func (svc *Service) Restart(ready time.Duration) error {
 }
 
 // RestartBroker stops the embedded broker (SIGKILL when kill, else SIGTERM),
-// starts it again with the same flags (and -data-dir, if Options set one)
-// and waits for its listeners. The services are left to reconnect alone.
-func (s *Stack) RestartBroker(kill bool) error {
+// waits down, starts it again with the same flags (and -data-dir, if Options
+// set one) and waits for its listeners. The services are left to reconnect
+// alone.
+func (s *Stack) RestartBroker(kill bool, down time.Duration) error {
 	if s.Broker == nil {
 		return fmt.Errorf("no embedded broker (ROCKETMQ_NAMESRV is set)")
 	}
@@ -74,6 +75,7 @@ func (s *Stack) RestartBroker(kill bool) error {
 	} else if err := s.Broker.Stop(); err != nil {
 		return err
 	}
+	time.Sleep(down)
 	p, err := s.Broker.restart()
 	if err != nil {
 		return err
