@@ -15,8 +15,10 @@ build:
 		CGO_ENABLED=0 go build -o $(BIN)/$$s ./$$s-service/cmd/$$s || exit 1; \
 	done
 
-test:
-	go test -race -count=1 -timeout 15m $(PKGS)
+# The e2e tests run the binaries `build` just made (E2E_BIN_DIR) instead of
+# building their own copies.
+test: build
+	E2E_BIN_DIR=$(BIN) go test -race -count=1 -timeout 20m $(PKGS)
 
 test-short:
 	go test -short -count=1 $(PKGS)
