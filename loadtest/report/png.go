@@ -32,8 +32,10 @@ func writePNG(path string, r *Report, s Series) error {
 			st.StrokeWidth = 1.5
 		}
 		color++
+		// go-chart draws the primary axis on the right: rates go on the
+		// secondary (left) axis, lag on the primary (right) one.
 		cs := chart.ContinuousSeries{Name: name, XValues: s.T, YValues: y, Style: st}
-		if secondary {
+		if !secondary {
 			cs.YAxis = chart.YAxisSecondary
 		}
 		series = append(series, cs)
@@ -58,13 +60,13 @@ func writePNG(path string, r *Report, s Series) error {
 	}
 	c := chart.Chart{
 		Title:      "accepted/s at the front door vs consumed/s and lag per group",
-		Width:      1400,
+		Width:      1600,
 		Height:     700,
-		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 20, Bottom: 20}},
+		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 330, Right: 20, Bottom: 20}},
 		XAxis:      chart.XAxis{Name: "seconds since the start of the load"},
-		YAxis:      chart.YAxis{Name: "msg/s"},
+		YAxis:      chart.YAxis{Name: "lag (messages, dashed)"},
 		YAxisSecondary: chart.YAxis{
-			Name: "lag (messages)",
+			Name: "msg/s (solid)",
 		},
 		Series: series,
 	}

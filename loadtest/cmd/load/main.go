@@ -44,6 +44,7 @@ func run() error {
 	flag.StringVar(&sc.LogisticsURL, "logistics", "http://127.0.0.1:8083", "logistics-service base URL")
 	flag.StringVar(&sc.AdminToken, "token", os.Getenv("ADMIN_TOKEN"), "inventory admin token (env ADMIN_TOKEN)")
 	flag.StringVar(&sc.Load.ProductID, "product", fmt.Sprintf("load-%d", time.Now().Unix()), "product ID of the sale (created or reset)")
+	flag.StringVar(&sc.Sale.Name, "name", "load test sale", "product name")
 	flag.IntVar(&sc.Sale.Stock, "stock", 10000, "units on sale")
 	flag.IntVar(&sc.Sale.PerUserLimit, "limit", 1, "per-user limit")
 	flag.Int64Var(&sc.Sale.PriceCents, "price", 999, "price in cents")
