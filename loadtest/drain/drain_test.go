@@ -1,0 +1,58 @@
+package drain
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const exposition = `# HELP order_messages_consumed_total Messages handled.
+# TYPE order_messages_consumed_total counter
+order_messages_consumed_total{group="GID-order",result="ok",topic="ORDER"} 120
+order_messages_consumed_total{group="GID-order",result="retry",topic="ORDER"} 3
+order_messages_consumed_total{group="GID-order-soldout",result="ok",topic="SOLDOUT"} 2
+order_consumer_lag{group="GID-order"} 40
+order_consume_duration_seconds_bucket{group="GID-order",le="0.001"} 7
+go_goroutines 42
+`
+
+func TestParse(t *testing.T) {
+	got := map[string]Group{}
+	if err := Parse(strings.NewReader(exposition), got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Group{
+		"GID-order":         {Consumed: 123, Lag: 40},
+		"GID-order-soldout": {Consumed: 2, Lag: -1},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Parse (-want +got):\n%s", d)
+	}
+}
+
+func TestDrained(t *testing.T) {
+	mk := func(t float64, consumed, lag float64) Sample {
+		return Sample{T: t, Groups: map[string]Group{"G": {Consumed: consumed, Lag: lag}}}
+	}
+	tests := []struct {
+		name    string
+		samples []Sample
+		want    bool
+	}{
+		{"no samples", nil, false},
+		{"lag left", []Sample{mk(0, 10, 5), mk(8, 10, 5)}, false},
+		{"still consuming", []Sample{mk(0, 10, 0), mk(8, 20, 0)}, false},
+		{"window not covered", []Sample{mk(0, 10, 0), mk(3, 10, 0)}, false},
+		{"lag inside the window", []Sample{mk(0, 10, 0), mk(4, 10, 3), mk(8, 10, 0)}, false},
+		{"quiet for the window", []Sample{mk(0, 10, 0), mk(4, 10, 0), mk(8, 10, 0)}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, why := Drained(tc.samples, 7*time.Second); got != tc.want {
+				t.Errorf("Drained = %v (%s), want %v", got, why, tc.want)
+			}
+		})
+	}
+}

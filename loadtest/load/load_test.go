@@ -1,0 +1,93 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeOrders answers like order-service: stock units, one per user, the same
+// order for a repeated Idempotency-Key.
+type fakeOrders struct {
+	mu    sync.Mutex
+	stock int
+	users map[string]bool
+	keys  map[string]string
+	n     int
+}
+
+func (f *fakeOrders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct{ UserID string }
+	buf := make([]byte, 256)
+	n, _ := r.Body.Read(buf)
+	s := string(buf[:n])
+	i := strings.Index(s, `"user_id":"`) + len(`"user_id":"`)
+	body.UserID = s[i : i+strings.IndexByte(s[i:], '"')]
+	key := r.Header.Get("Idempotency-Key")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if id, ok := f.keys[body.UserID+"/"+key]; ok {
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"order_id":%q,"status":"pending"}`, id)
+		return
+	}
+	switch {
+	case f.users[body.UserID]:
+		w.WriteHeader(http.StatusConflict)
+		fmt.Fprint(w, `{"error":"limit_exceeded","message":"x"}`)
+	case f.stock == 0:
+		w.WriteHeader(http.StatusConflict)
+		fmt.Fprint(w, `{"error":"sold_out","message":"x"}`)
+	default:
+		f.stock--
+		f.n++
+		f.users[body.UserID] = true
+		id := fmt.Sprintf("o%d", f.n)
+		f.keys[body.UserID+"/"+key] = id
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"order_id":%q,"status":"pending"}`, id)
+	}
+}
+
+func TestRunCountsAnswers(t *testing.T) {
+	for _, rate := range []float64{0, 2000} {
+		t.Run(fmt.Sprintf("rate=%v", rate), func(t *testing.T) {
+			f := &fakeOrders{stock: 100, users: map[string]bool{}, keys: map[string]string{}}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			run, err := Start(context.Background(), Config{
+				OrderAddr: strings.TrimPrefix(srv.URL, "http://"), ProductID: "p1", Rate: rate,
+				Conns: 8, Users: 300, RepeatShare: 0.1, DupShare: 0.1, Requests: 600, Timeout: 5 * time.Second, Seed: 3,
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := run.Wait()
+			c := res.Counts
+			if c.Sent != 600 || c.Errors() != 0 {
+				t.Fatalf("sent %d, errors %d (%s), want 600 and 0", c.Sent, c.Errors(), res.SampleError)
+			}
+			if c.Accepted != 100 || len(res.AcceptedIDs) != 100 {
+				t.Errorf("accepted %d (%d IDs), want the stock 100", c.Accepted, len(res.AcceptedIDs))
+			}
+			if c.Accepted+c.Replayed+c.SoldOut+c.LimitExceeded != c.Sent {
+				t.Errorf("counts %+v do not add up to sent", c)
+			}
+			if c.Replayed == 0 || c.SoldOut == 0 || c.LimitExceeded == 0 {
+				t.Errorf("counts %+v: want replays, sold_out and limit_exceeded", c)
+			}
+			if got := res.ByAnswer["202"]; got != c.Accepted+c.Replayed {
+				t.Errorf("ByAnswer[202] = %d, want %d", got, c.Accepted+c.Replayed)
+			}
+			if res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 {
+				t.Errorf("latency %+v", res.Latency)
+			}
+		})
+	}
+}
