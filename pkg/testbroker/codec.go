@@ -221,17 +221,23 @@ func (r *byteReader) u32() uint32 {
 // encodeFrame encodes cmd as a complete frame (with the length word) using the
 // JSON serialize type.
 func encodeFrame(cmd *command) []byte {
+	return appendFrame(make([]byte, 0, 8+160+32*len(cmd.ExtFields)+len(cmd.Body)), cmd)
+}
+
+// appendFrame appends cmd's frame to dst.
+func appendFrame(dst []byte, cmd *command) []byte {
 	if cmd.Language == "" {
 		cmd.Language = "JAVA"
 	}
 	if cmd.ExtFields == nil {
 		cmd.ExtFields = map[string]string{}
 	}
-	out := make([]byte, 8, 8+160+32*len(cmd.ExtFields)+len(cmd.Body))
+	start := len(dst)
+	out := append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	out = appendJSONHeader(out, cmd)
-	h := len(out) - 8
-	binary.BigEndian.PutUint32(out[0:4], uint32(4+h+len(cmd.Body)))
-	binary.BigEndian.PutUint32(out[4:8], uint32(h)&0xFFFFFF)
+	h := len(out) - start - 8
+	binary.BigEndian.PutUint32(out[start:], uint32(4+h+len(cmd.Body)))
+	binary.BigEndian.PutUint32(out[start+4:], uint32(h)&0xFFFFFF)
 	return append(out, cmd.Body...)
 }
 

@@ -62,6 +62,17 @@ func (f tagFilter) match(m *message) bool {
 }
 
 func (s *Server) handlePull(c *conn, req *command) *command {
+	resp, hold := s.startPull(c, req)
+	if hold != nil {
+		return hold()
+	}
+	return resp
+}
+
+// startPull answers the pull when it can be answered now. Otherwise it
+// returns hold, which waits (on another goroutine: the reader must not
+// block) until the queue changes or the suspend timeout passes.
+func (s *Server) startPull(c *conn, req *command) (*command, func() *command) {
 	group := req.ext("consumerGroup")
 	name := req.ext("topic")
 	qid := int(extInt(req, "queueId", -1))
@@ -81,11 +92,11 @@ func (s *Server) handlePull(c *conn, req *command) *command {
 	t := s.topicLocked(name)
 	if t == nil {
 		s.mu.Unlock()
-		return newResponse(req, codeTopicNotExist, "topic["+name+"] not exist")
+		return newResponse(req, codeTopicNotExist, "topic["+name+"] not exist"), nil
 	}
 	if qid < 0 || qid >= len(t.queues) {
 		s.mu.Unlock()
-		return newResponse(req, codeSystemError, "queueId "+strconv.Itoa(qid)+" out of range")
+		return newResponse(req, codeSystemError, "queueId "+strconv.Itoa(qid)+" out of range"), nil
 	}
 	if sysFlag&1 != 0 {
 		if co := extInt(req, "commitOffset", -1); co >= 0 {
@@ -99,33 +110,34 @@ func (s *Server) handlePull(c *conn, req *command) *command {
 		filter = s.subscriptionLocked(group, name)
 	}
 	q := t.queues[qid]
+	resp, notify := s.pullOnceLocked(req, q, offset, maxNums, filter)
 	s.mu.Unlock()
+	if resp != nil {
+		return resp, nil
+	}
+	if suspend <= 0 {
+		return s.pullNotFound(req, q, offset), nil
+	}
 	s.flushLog() // the commit above must not wait for a held pull
-
-	var deadline <-chan time.Time
-	for {
-		s.mu.Lock()
-		resp, notify := s.pullOnceLocked(req, q, offset, maxNums, filter)
-		s.mu.Unlock()
-		if resp != nil {
-			return resp
-		}
-		if deadline == nil {
-			if suspend <= 0 {
+	return nil, func() *command {
+		timer := time.NewTimer(suspend)
+		defer timer.Stop()
+		for {
+			select {
+			case <-notify:
+			case <-timer.C:
 				return s.pullNotFound(req, q, offset)
+			case <-c.done:
+				return nil
+			case <-s.ctx.Done():
+				return nil
 			}
-			timer := time.NewTimer(suspend)
-			defer timer.Stop()
-			deadline = timer.C
-		}
-		select {
-		case <-notify:
-		case <-deadline:
-			return s.pullNotFound(req, q, offset)
-		case <-c.done:
-			return nil
-		case <-s.ctx.Done():
-			return nil
+			s.mu.Lock()
+			resp, notify = s.pullOnceLocked(req, q, offset, maxNums, filter)
+			s.mu.Unlock()
+			if resp != nil {
+				return resp
+			}
 		}
 	}
 }

@@ -18,6 +18,7 @@ package testbroker
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -351,7 +352,12 @@ func (c *conn) serve() {
 	defer s.wg.Done()
 	log := s.log.With("remote", c.nc.RemoteAddr().String())
 	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var out []byte // responses of inline requests, written once no whole frame is buffered
 	for {
+		if len(out) > 0 && (len(out) > 1<<20 || !frameBuffered(r)) {
+			c.writeRaw(out)
+			out = nil
+		}
 		req, err := readFrame(r, s.opts.MaxFrame)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
@@ -362,12 +368,31 @@ func (c *conn) serve() {
 		if req.isResponse() {
 			continue // replies to broker→client requests carry nothing we need
 		}
-		c.inflight <- struct{}{}
-		c.handlers.Add(1)
-		go func() {
-			defer func() { <-c.inflight; c.handlers.Done() }()
-			c.handle(req)
-		}()
+		if !s.inlineOK(req) {
+			c.spawn(func() { c.handle(req) })
+			continue
+		}
+		var hold func() *command
+		resp := c.process(req, func() *command {
+			if req.Code != 11 {
+				return c.dispatch(req)
+			}
+			r, h := s.startPull(c, req)
+			hold = h
+			return r
+		})
+		if hold != nil {
+			c.spawn(func() {
+				if resp := c.process(req, hold); resp != nil {
+					c.write(resp)
+				}
+			})
+		} else if resp != nil {
+			out = appendFrame(out, resp)
+		}
+	}
+	if len(out) > 0 {
+		c.writeRaw(out)
 	}
 	c.nc.Close()
 	close(c.done)
@@ -375,34 +400,78 @@ func (c *conn) serve() {
 	s.dropConn(c)
 }
 
-func (c *conn) handle(req *command) {
-	s := c.s
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("handler panic", "code", req.Code, "panic", fmt.Sprint(p))
-			c.write(newResponse(req, codeSystemError, fmt.Sprintf("internal error: %v", p)))
-		}
+// inlineOK reports whether req is handled on the reader goroutine: requests
+// that never wait (sends, offsets, routes, a pull that can be answered at
+// once), while no Pause/Latency fault is on. Heartbeats notify other
+// connections and run on their own goroutine, as does a pull that is held.
+func (s *Server) inlineOK(req *command) bool {
+	if req.Code == 34 || req.Code == 35 {
+		return false
+	}
+	return s.faults.paused.Load() == nil && s.faults.latency.Load() == 0
+}
+
+// frameBuffered reports whether r holds a whole frame, so reading it will
+// not block.
+func frameBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < 4 {
+		return false
+	}
+	b, _ := r.Peek(4)
+	l := int(int32(binary.BigEndian.Uint32(b)))
+	return l < 0 || r.Buffered()-4 >= l
+}
+
+// spawn runs f on its own goroutine, bounded by maxInflightPerConn (the
+// reader stops while the bound is reached).
+func (c *conn) spawn(f func()) {
+	c.inflight <- struct{}{}
+	c.handlers.Add(1)
+	go func() {
+		defer func() { <-c.inflight; c.handlers.Done() }()
+		f()
 	}()
-	if !s.applyFaults(c) {
+}
+
+// handle runs one request on its own goroutine, after the fault hooks.
+func (c *conn) handle(req *command) {
+	if !c.s.applyFaults(c) {
 		return
 	}
+	if resp := c.process(req, func() *command { return c.dispatch(req) }); resp != nil {
+		c.write(resp)
+	}
+}
+
+// dispatch calls req's handler.
+func (c *conn) dispatch(req *command) *command {
+	s := c.s
 	h := s.handlers[req.Code]
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("request", "code", req.Code, "ext", req.ExtFields, "client", c.remote.String())
 	}
 	if h == nil {
 		s.log.Warn("unsupported request code", "code", req.Code)
-		c.write(newResponse(req, codeRequestNotSupported, fmt.Sprintf("request code %d not supported", req.Code)))
-		return
+		return newResponse(req, codeRequestNotSupported, fmt.Sprintf("request code %d not supported", req.Code))
 	}
-	resp := h(c, req)
-	// State changes reach the log before the client hears about them.
+	return h(c, req)
+}
+
+// process runs a handler step: a panic answers 1 SYSTEM_ERROR, and state
+// changes reach the data-dir log before the response exists.
+func (c *conn) process(req *command, run func() *command) (resp *command) {
+	s := c.s
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "code", req.Code, "panic", fmt.Sprint(p))
+			resp = newResponse(req, codeSystemError, fmt.Sprintf("internal error: %v", p))
+		}
+	}()
+	resp = run()
 	if err := s.flushLog(); err != nil && resp != nil && resp.Code == codeSuccess {
 		resp = newResponse(req, codeSystemError, "data dir write failed: "+err.Error())
 	}
-	if resp != nil {
-		c.write(resp)
-	}
+	return resp
 }
 
 // closeLog flushes and closes the data-dir log.
@@ -420,8 +489,10 @@ func (s *Server) closeLog() {
 // syscall, others append their frames to c.pending and return, and the
 // writer sends everything pending in one syscall before it leaves, so many
 // small responses cost few syscalls and none waits for a timer.
-func (c *conn) write(cmd *command) {
-	b := encodeFrame(cmd)
+func (c *conn) write(cmd *command) { c.writeRaw(encodeFrame(cmd)) }
+
+// writeRaw writes encoded frames; it owns b afterwards.
+func (c *conn) writeRaw(b []byte) {
 	c.wmu.Lock()
 	if c.writing {
 		c.pending = append(c.pending, b...)
