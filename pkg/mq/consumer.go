@@ -118,6 +118,7 @@ const (
 	lagInterval           = 5 * time.Second
 	lagTimeout            = 3 * time.Second
 	maxLoggedBody         = 2048
+	orderlySuspend        = time.Second // pause of an orderly queue after a failed message
 )
 
 // Subscribe starts a push consumer for sub that hands every message to h.
@@ -198,10 +199,17 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 
 // consume is the client-go callback. With ConsumeMessageBatchMaxSize 1 it
 // gets one message; the loop only guards against a bigger batch.
-func (c *Consumer) consume(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	retry := consumer.ConsumeRetryLater
 	if c.sub.Orderly {
 		retry = consumer.SuspendCurrentQueueAMoment
+		// client-go's orderly context defaults to -1 ms, i.e. no pause at
+		// all: a failing message would use up MaxReconsumeTimes in a few
+		// milliseconds and go to the DLQ, leaving a hole in the ordered
+		// stream. Pause like the Java client (1 s) instead.
+		if oc, ok := primitive.GetOrderlyCtx(ctx); ok {
+			oc.SuspendCurrentQueueTimeMillis = int(orderlySuspend / time.Millisecond)
+		}
 	}
 	for _, me := range msgs {
 		if err := c.throttle.take(stopCtx(c.stopping)); err != nil {

@@ -491,3 +491,48 @@ func TestSubscribeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOrderlyRetryPauses: an orderly handler failing for a while (a database
+// outage) gets its message again after a pause, not MaxReconsumeTimes times
+// at once and then the DLQ.
+func TestOrderlyRetryPauses(t *testing.T) {
+	if raceEnabled {
+		t.Skip("client-go orderly consumer has a data race of its own")
+	}
+	t.Parallel()
+	srv, cfg := broker(t)
+	topic, group := "ORDERLY_PAUSE", "GID-orderly-pause"
+	srv.CreateTopic(topic, 1)
+	var mu sync.Mutex
+	var first time.Time
+	calls, ok := 0, false
+	subscribe(t, cfg, Subscription{Group: group, Topics: []TopicTag{{topic, "*"}}, Orderly: true},
+		func(ctx context.Context, msg Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if first.IsZero() {
+				first = time.Now()
+			}
+			if time.Since(first) < 1500*time.Millisecond {
+				return errors.New("database unreachable")
+			}
+			ok = true
+			return nil
+		}, nil)
+	p := newProducer(t, cfg, nil)
+	if _, err := p.SendSync(t.Context(), Outgoing{Topic: topic, Tag: "t", Keys: []string{"k"}, Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("SendSync: %v", err)
+	}
+	waitFor(t, 30*time.Second, "handled after the outage", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return ok || len(srv.DLQ(group)) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !ok || len(srv.DLQ(group)) != 0 {
+		t.Errorf("orderly message: handled %v after %d calls, %d in the DLQ; want handled once the failure passed, none in the DLQ",
+			ok, calls, len(srv.DLQ(group)))
+	}
+}
