@@ -2,6 +2,7 @@ package testbroker
 
 import (
 	"context"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,12 +13,17 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/producer"
 )
 
-// benchProducer starts a broker (unless ROCKETMQ_NAMESRV is set) and a producer.
+// benchProducer starts a broker (unless ROCKETMQ_NAMESRV is set) and a
+// producer. TESTBROKER_BENCH_DATADIR=1 gives the embedded broker a data dir.
 func benchProducer(b *testing.B, topicName string) rocketmq.Producer {
 	b.Helper()
 	ns := realNameSrv()
 	if ns == "" {
-		srv := Start(b)
+		srv := Start(b, func(o *Options) {
+			if os.Getenv("TESTBROKER_BENCH_DATADIR") == "1" {
+				o.DataDir = b.TempDir()
+			}
+		})
 		srv.CreateTopic(topicName, 4)
 		ns = srv.NameSrvAddr()
 	}

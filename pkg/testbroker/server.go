@@ -355,7 +355,9 @@ func (c *conn) serve() {
 	var out []byte // responses of inline requests, written once no whole frame is buffered
 	for {
 		if len(out) > 0 && (len(out) > 1<<20 || !frameBuffered(r)) {
-			c.writeRaw(out)
+			if !c.flushInline(out) {
+				break
+			}
 			out = nil
 		}
 		req, err := readFrame(r, s.opts.MaxFrame)
@@ -373,7 +375,7 @@ func (c *conn) serve() {
 			continue
 		}
 		var hold func() *command
-		resp := c.process(req, func() *command {
+		resp := c.process(req, false, func() *command {
 			if req.Code != 11 {
 				return c.dispatch(req)
 			}
@@ -383,7 +385,7 @@ func (c *conn) serve() {
 		})
 		if hold != nil {
 			c.spawn(func() {
-				if resp := c.process(req, hold); resp != nil {
+				if resp := c.process(req, true, hold); resp != nil {
 					c.write(resp)
 				}
 			})
@@ -392,7 +394,7 @@ func (c *conn) serve() {
 		}
 	}
 	if len(out) > 0 {
-		c.writeRaw(out)
+		c.flushInline(out)
 	}
 	c.nc.Close()
 	close(c.done)
@@ -438,7 +440,7 @@ func (c *conn) handle(req *command) {
 	if !c.s.applyFaults(c) {
 		return
 	}
-	if resp := c.process(req, func() *command { return c.dispatch(req) }); resp != nil {
+	if resp := c.process(req, true, func() *command { return c.dispatch(req) }); resp != nil {
 		c.write(resp)
 	}
 }
@@ -457,9 +459,24 @@ func (c *conn) dispatch(req *command) *command {
 	return h(c, req)
 }
 
-// process runs a handler step: a panic answers 1 SYSTEM_ERROR, and state
-// changes reach the data-dir log before the response exists.
-func (c *conn) process(req *command, run func() *command) (resp *command) {
+// flushInline writes the responses of inline requests after their state
+// changes reached the data-dir log (one log write for all of them). If the
+// log write fails nothing is acknowledged: the connection closes and the
+// client's sends fail. It reports whether the connection is still usable.
+func (c *conn) flushInline(out []byte) bool {
+	if c.s.flushLog() != nil {
+		c.nc.Close()
+		return false
+	}
+	c.writeRaw(out)
+	return true
+}
+
+// process runs a handler step: a panic answers 1 SYSTEM_ERROR. With flush,
+// state changes reach the data-dir log before the response exists (a failed
+// log write turns success into 1 SYSTEM_ERROR); without, the caller flushes
+// before it writes the response (flushInline).
+func (c *conn) process(req *command, flush bool, run func() *command) (resp *command) {
 	s := c.s
 	defer func() {
 		if p := recover(); p != nil {
@@ -468,6 +485,9 @@ func (c *conn) process(req *command, run func() *command) (resp *command) {
 		}
 	}()
 	resp = run()
+	if !flush {
+		return resp
+	}
 	if err := s.flushLog(); err != nil && resp != nil && resp.Code == codeSuccess {
 		resp = newResponse(req, codeSystemError, "data dir write failed: "+err.Error())
 	}
