@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +37,7 @@ import (
 
 type settings struct {
 	bin, root, out, namesrv, mysqlDSN, redisAddr string
-	redisDB, conns, portBase                     int
+	redisDB, conns, portBase, rounds             int
 	rate                                         float64
 	duration, warmup                             time.Duration
 	modes                                        []string
@@ -45,9 +46,9 @@ type settings struct {
 // Row is one measured mode.
 type Row struct {
 	Mode      string             `json:"mode"`
+	Round     int                `json:"round"`
 	Result    *load.Result       `json:"result"`
 	AccPerSec float64            `json:"accepted_per_s"`
-	P50, P99  float64            `json:"-"`
 	CPU       map[string]float64 `json:"cpu_seconds"` // process -> CPU seconds during the measured load
 	RSSBefore map[string]int64   `json:"rss_kb_before"`
 	RSSAfter  map[string]int64   `json:"rss_kb_after"`
@@ -71,6 +72,7 @@ func main() {
 	flag.DurationVar(&s.duration, "duration", 10*time.Second, "measured load per mode")
 	flag.DurationVar(&s.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&s.portBase, "port-base", 18080, "order, payment, inventory, logistics listen on base..base+3, hello on base+10, the embedded broker on base+20/+21")
+	flag.IntVar(&s.rounds, "rounds", 1, "run the modes this many times, interleaved (the table shows each run)")
 	flag.StringVar(&modes, "modes", "hello,sync,outbox", "comma-separated: hello, sync, batch, outbox")
 	flag.Parse()
 	s.modes = strings.Split(modes, ",")
@@ -80,16 +82,19 @@ func main() {
 	fmt.Fprintf(os.Stderr, "bench: %d CPUs, load average %s; %s per mode (+%s warm-up), %d conns\n",
 		report.NewMachine().CPUs, report.LoadAvg(), s.duration, s.warmup, s.conns)
 	var rows []*Row
-	for _, m := range s.modes {
-		if ctx.Err() != nil {
-			break
+	for round := 1; round <= s.rounds; round++ {
+		for _, m := range s.modes {
+			if ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintf(os.Stderr, "\n=== %s (round %d of %d) ===\n", m, round, s.rounds)
+			r := runMode(ctx, s, strings.TrimSpace(m))
+			r.Round = round
+			if r.Err != "" {
+				fmt.Fprintf(os.Stderr, "bench %s: %s\n", m, r.Err)
+			}
+			rows = append(rows, r)
 		}
-		fmt.Fprintf(os.Stderr, "\n=== %s ===\n", m)
-		r := runMode(ctx, s, strings.TrimSpace(m))
-		if r.Err != "" {
-			fmt.Fprintf(os.Stderr, "bench %s: %s\n", m, r.Err)
-		}
-		rows = append(rows, r)
 	}
 	table := render(s, rows)
 	fmt.Print(table)
@@ -107,15 +112,21 @@ func main() {
 }
 
 func render(s settings, rows []*Row) string {
-	var naive, ceiling float64
-	for _, r := range rows {
-		switch r.Mode {
-		case "sync":
-			naive = r.AccPerSec
-		case "hello":
-			ceiling = r.AccPerSec
+	// Ratios are against the median run of the reference mode.
+	median := func(mode string) float64 {
+		var v []float64
+		for _, r := range rows {
+			if r.Mode == mode && r.Result != nil {
+				v = append(v, r.AccPerSec)
+			}
 		}
+		if len(v) == 0 {
+			return 0
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
 	}
+	naive, ceiling := median("sync"), median("hello")
 	var b strings.Builder
 	broker := "embedded broker"
 	if s.namesrv != "" {
@@ -156,8 +167,12 @@ func render(s settings, rows []*Row) string {
 		if a, ok := r.RSSBefore[main]; ok {
 			rss = fmt.Sprintf("%.0f→%.0f", float64(a)/1024, float64(r.RSSAfter[main])/1024)
 		}
+		name := r.Mode
+		if s.rounds > 1 {
+			name = fmt.Sprintf("%s #%d", r.Mode, r.Round)
+		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s | %s | %s |\n",
-			r.Mode, r.AccPerSec, l.Latency.P50, l.Latency.P99, l.Latency.P999, l.Counts.Errors(), ratio, pct,
+			name, r.AccPerSec, l.Latency.P50, l.Latency.P99, l.Latency.P999, l.Counts.Errors(), ratio, pct,
 			perReq(main), perReq("testbroker"), perReq("load"), rss)
 	}
 	return b.String()
