@@ -38,7 +38,7 @@ func TestLoad(t *testing.T) {
 		},
 		PayShare:     0.5,
 		PayDeadline:  30 * time.Second,
-		DrainTimeout: 60 * time.Second,
+		DrainTimeout: 2 * time.Minute,
 		DrainWindow:  6 * time.Second,
 		Stores:       &stores,
 		Progress:     testWriter{t},
