@@ -29,7 +29,8 @@ package testbroker
 // what retention keeps at every start. While running the log only grows:
 // memory stays bounded by retention, disk until the next start.
 // Transaction check counts are not logged (a restart checks halves again
-// from zero).
+// from zero). A delayed message whose delivery record was cut off by the
+// torn tail is delivered again (at least once, like a producer retry).
 
 import (
 	"bufio"
