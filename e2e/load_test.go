@@ -40,6 +40,7 @@ func TestLoad(t *testing.T) {
 		PayDeadline:  30 * time.Second,
 		DrainTimeout: 2 * time.Minute,
 		DrainWindow:  6 * time.Second,
+		ConsumeRate:  200,
 		Stores:       &stores,
 		Progress:     testWriter{t},
 		Command:      t.Name(),

@@ -34,9 +34,10 @@ type Group struct {
 
 // Sample is every group at one moment.
 type Sample struct {
-	T        float64          `json:"t"`        // seconds since the watch's origin
-	Accepted int64            `json:"accepted"` // front door 2xx so far (from the caller)
-	Groups   map[string]Group `json:"groups"`
+	T        float64            `json:"t"`        // seconds since the watch's origin
+	Accepted int64              `json:"accepted"` // front door 2xx so far (from the caller)
+	Groups   map[string]Group   `json:"groups"`
+	RSS      map[string]float64 `json:"rss_bytes"` // service -> process_resident_memory_bytes
 }
 
 // Watcher samples the targets every second until Stop.
@@ -100,13 +101,13 @@ func (w *Watcher) Errors() (int, string) {
 }
 
 func (w *Watcher) sample(ctx context.Context) {
-	s := Sample{T: time.Since(w.origin).Seconds(), Groups: map[string]Group{}}
+	s := Sample{T: time.Since(w.origin).Seconds(), Groups: map[string]Group{}, RSS: map[string]float64{}}
 	if w.accepted != nil {
 		s.Accepted = w.accepted()
 	}
 	var scrapeErr error
 	for _, t := range w.targets {
-		if err := w.scrape(ctx, t, s.Groups); err != nil {
+		if err := w.scrape(ctx, t, s.Groups, s.RSS); err != nil {
 			scrapeErr = err
 		}
 	}
@@ -129,7 +130,7 @@ func (w *Watcher) sample(ctx context.Context) {
 	w.samples = append(w.samples, s)
 }
 
-func (w *Watcher) scrape(ctx context.Context, t Target, into map[string]Group) error {
+func (w *Watcher) scrape(ctx context.Context, t Target, into map[string]Group, rss map[string]float64) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
 	if err != nil {
 		return err
@@ -142,13 +143,26 @@ func (w *Watcher) scrape(ctx context.Context, t Target, into map[string]Group) e
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("scrape %s: status %d", t.Service, resp.StatusCode)
 	}
-	return Parse(resp.Body, into)
+	var proc processMetrics
+	if err := parse(resp.Body, into, &proc); err != nil {
+		return err
+	}
+	if proc.rss > 0 {
+		rss[t.Service] = proc.rss
+	}
+	return nil
 }
+
+type processMetrics struct{ rss float64 }
 
 // Parse adds the consumer-group series of a Prometheus text exposition to
 // into: *_messages_consumed_total (summed over topic and result) and
 // *_consumer_lag, by group label.
 func Parse(r io.Reader, into map[string]Group) error {
+	return parse(r, into, nil)
+}
+
+func parse(r io.Reader, into map[string]Group, proc *processMetrics) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	seenLag := map[string]bool{}
@@ -159,6 +173,11 @@ func Parse(r io.Reader, into map[string]Group) error {
 		}
 		brace := bytes.IndexByte(line, '{')
 		if brace < 0 {
+			if proc != nil && bytes.HasPrefix(line, []byte("process_resident_memory_bytes ")) {
+				if f := strings.Fields(string(line)); len(f) == 2 {
+					proc.rss, _ = strconv.ParseFloat(f[1], 64)
+				}
+			}
 			continue
 		}
 		name := string(line[:brace])

@@ -70,6 +70,23 @@ func writeHTML(path string, r *Report, s Series) error {
 	}
 	page.AddCharts(cons)
 
+	if r.Drain != nil {
+		if first, _, ok := rssRange(r.Drain); ok {
+			mem := charts.NewLine()
+			mem.SetGlobalOptions(append(common("RSS per service (process_resident_memory_bytes)", ""),
+				charts.WithYAxisOpts(opts.YAxis{Name: "MB"}))...)
+			mem.SetXAxis(x)
+			for _, svc := range sortedKeys(first) {
+				v := make([]float64, len(r.Drain.Samples))
+				for i, sm := range r.Drain.Samples {
+					v[i] = sm.RSS[svc] / 1e6
+				}
+				mem.AddSeries(svc, lineData(v))
+			}
+			page.AddCharts(mem)
+		}
+	}
+
 	if r.Load != nil && len(r.Load.Timeline) > 0 {
 		lx := make([]string, len(r.Load.Timeline))
 		var sent, acc, sold, errs, p99 []float64

@@ -33,7 +33,8 @@ type DrainReport struct {
 	Drained      bool               `json:"drained"`
 	DrainedAfter float64            `json:"drained_after_s"` // seconds since the start of the load
 	Waiting      string             `json:"waiting,omitempty"`
-	Rates        map[string]float64 `json:"drain_rate_per_s"` // median consumed/s while backlogged
+	Rates        map[string]float64 `json:"drain_rate_per_s"`       // median consumed/s while backlogged
+	ConsumeRate  float64            `json:"consume_rate,omitempty"` // the services' CONSUME_RATE, if told
 	ScrapeErrors int                `json:"scrape_errors"`
 }
 

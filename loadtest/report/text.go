@@ -50,7 +50,18 @@ func (r *Report) Text() string {
 		}
 		sort.Strings(groups)
 		for _, g := range groups {
-			fmt.Fprintf(&b, "  %-22s drain rate while backlogged %.1f msg/s\n", g, d.Rates[g])
+			fmt.Fprintf(&b, "  %-22s drain rate while backlogged %.1f msg/s", g, d.Rates[g])
+			if d.ConsumeRate > 0 {
+				fmt.Fprintf(&b, " (%+.1f%% vs CONSUME_RATE %.0f)", 100*(d.Rates[g]-d.ConsumeRate)/d.ConsumeRate, d.ConsumeRate)
+			}
+			b.WriteString("\n")
+		}
+		if first, last, ok := rssRange(d); ok {
+			b.WriteString("  RSS MB first → last sample:")
+			for _, svc := range sortedKeys(first) {
+				fmt.Fprintf(&b, " %s %.0f→%.0f", svc, first[svc]/1e6, last[svc]/1e6)
+			}
+			b.WriteString("\n")
 		}
 		if d.ScrapeErrors > 0 {
 			fmt.Fprintf(&b, "  %d /metrics scrapes failed\n", d.ScrapeErrors)
@@ -73,4 +84,27 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "machine: %s, %d CPUs, %s, load average before %s after %s\n",
 		r.Machine.Host, r.Machine.CPUs, r.Machine.GoVersion, r.Machine.LoadBefore, r.Machine.LoadAfter)
 	return b.String()
+}
+
+// rssRange returns each service's RSS at its first and last sample.
+func rssRange(d *DrainReport) (first, last map[string]float64, ok bool) {
+	first, last = map[string]float64{}, map[string]float64{}
+	for _, s := range d.Samples {
+		for svc, v := range s.RSS {
+			if _, seen := first[svc]; !seen {
+				first[svc] = v
+			}
+			last[svc] = v
+		}
+	}
+	return first, last, len(first) > 0
+}
+
+func sortedKeys(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -29,6 +29,7 @@ type Scenario struct {
 	PayDeadline                                      time.Duration  // how long to retry a payment-service 404 (default 3 min)
 	DrainTimeout                                     time.Duration  // how long to wait for the drain after the load (default 10 min)
 	DrainWindow                                      time.Duration  // quiet time that counts as drained (default 7 s)
+	ConsumeRate                                      float64        // the services' CONSUME_RATE, to compare drain rates with (0 = unknown)
 	Stores                                           *verify.Stores // nil: no settled check and no verification
 	Progress                                         io.Writer      // nil: quiet
 	Command                                          string
@@ -62,7 +63,7 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 	}
 
 	if err := load.PutSale(ctx, sc.InventoryURL, sc.AdminToken, sc.Load.ProductID, sc.Sale); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (is the system running? `make run` starts it and prints ADMIN_TOKEN)", err)
 	}
 	logf("sale %s: stock %d, per-user limit %d, price %d cents", sc.Load.ProductID, sc.Sale.Stock, sc.Sale.PerUserLimit, sc.Sale.PriceCents)
 
@@ -95,7 +96,7 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 
 	// The drain: every group's lag 0 and nothing consumed for a window, and
 	// (with the stores) every accepted order persisted and settled.
-	dr := &report.DrainReport{}
+	dr := &report.DrainReport{ConsumeRate: sc.ConsumeRate}
 	rep.Drain = dr
 	deadline := time.Now().Add(sc.DrainTimeout)
 	lastLog := time.Time{}

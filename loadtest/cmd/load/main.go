@@ -58,6 +58,7 @@ func run() error {
 	flag.Float64Var(&sc.PayShare, "pay", 0.5, "share of accepted orders to pay; the rest are closed by the pay timeout")
 	flag.DurationVar(&sc.PayDeadline, "pay-deadline", 3*time.Minute, "how long to retry paying an order payment-service does not know yet")
 	flag.DurationVar(&sc.DrainTimeout, "drain-timeout", 10*time.Minute, "how long to wait for the groups to drain and the orders to settle")
+	flag.Float64Var(&sc.ConsumeRate, "consume-rate", 200, "the services' CONSUME_RATE, to compare each group's drain rate with")
 	conn.RegisterFlags(flag.CommandLine)
 	flag.Parse()
 	if sc.AdminToken == "" {
