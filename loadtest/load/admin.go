@@ -54,6 +54,7 @@ type PayResult struct {
 	Closed  int64         `json:"order_closed"` // 409 order_closed: the pay timeout won
 	Unknown int64         `json:"unknown"`      // still 404 at the deadline
 	Failed  int64         `json:"failed"`       // anything else
+	Retries int64         `json:"retries_5xx"`  // 5xx answers retried (a client retries them)
 	Took    time.Duration `json:"took_ns"`
 	Sample  string        `json:"sample_error,omitempty"`
 }
@@ -70,7 +71,7 @@ func Pay(ctx context.Context, baseURL string, ids []string, share float64, worke
 	}
 	res := PayResult{Chosen: len(chosen)}
 	start := time.Now()
-	var paid, closed, unknown, failed atomic.Int64
+	var paid, closed, unknown, failed, retries atomic.Int64
 	var sampleOnce sync.Once
 	sample := func(s string) { sampleOnce.Do(func() { res.Sample = s }) }
 	ch := make(chan string)
@@ -87,6 +88,11 @@ func Pay(ctx context.Context, baseURL string, ids []string, share float64, worke
 						paid.Add(1)
 					case err == nil && st == http.StatusConflict:
 						closed.Add(1)
+					case err == nil && st >= 500 && time.Now().Before(deadline):
+						retries.Add(1)
+						sample(fmt.Sprintf("%d %s (retried)", st, body))
+						time.Sleep(250 * time.Millisecond)
+						continue
 					case (err == nil && st == http.StatusNotFound) || (err != nil && ctx.Err() == nil):
 						if time.Now().Before(deadline) {
 							time.Sleep(250 * time.Millisecond)
@@ -114,6 +120,7 @@ func Pay(ctx context.Context, baseURL string, ids []string, share float64, worke
 	close(ch)
 	wg.Wait()
 	res.Paid, res.Closed, res.Unknown, res.Failed = paid.Load(), closed.Load(), unknown.Load(), failed.Load()
+	res.Retries = retries.Load()
 	res.Took = time.Since(start)
 	return res
 }

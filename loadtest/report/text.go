@@ -35,8 +35,11 @@ func (r *Report) Text() string {
 		}
 	}
 	if p := r.Pay; p != nil {
-		fmt.Fprintf(&b, "pay: chose %d, paid %d, order_closed %d, still unknown %d, failed %d (%.1fs)\n",
-			p.Chosen, p.Paid, p.Closed, p.Unknown, p.Failed, p.Took.Seconds())
+		fmt.Fprintf(&b, "pay: chose %d, paid %d, order_closed %d, still unknown %d, failed %d, 5xx retried %d (%.1fs)\n",
+			p.Chosen, p.Paid, p.Closed, p.Unknown, p.Failed, p.Retries, p.Took.Seconds())
+		if p.Sample != "" {
+			fmt.Fprintf(&b, "  first payment error: %s\n", p.Sample)
+		}
 	}
 	if d := r.Drain; d != nil {
 		if d.Drained {
