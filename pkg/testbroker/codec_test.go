@@ -214,3 +214,37 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadResponsesStayBounded: a peer that sends requests but never reads
+// the answers must not make the broker queue them without bound.
+func TestUnreadResponsesStayBounded(t *testing.T) {
+	t.Parallel()
+	srv := Start(t)
+	srv.CreateTopic("T", 1)
+	srv.Latency(time.Microsecond) // every request on its own goroutine, the case that queues
+	nc := dial(t, srv.BrokerAddr())
+	req := encodeFrame(&command{Code: 30, Language: "GO", Version: 317, ExtFields: map[string]string{"topic": "T", "queueId": "0"}})
+	chunk := bytes.Repeat(req, 1000)
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	for range 300 { // 300k requests, far more than the socket buffers hold
+		if _, err := nc.Write(chunk); err != nil {
+			break // the broker stopped reading: backpressure reached the peer
+		}
+	}
+	srv.mu.Lock()
+	var conns []*conn
+	for c := range srv.conns {
+		conns = append(conns, c)
+	}
+	srv.mu.Unlock()
+	for _, c := range conns {
+		c.wmu.Lock()
+		pending := len(c.pending)
+		c.wmu.Unlock()
+		// 8 MiB: the 4 MiB bound plus one small frame per waiting writer,
+		// a fixed number so the test does not move with the constant.
+		if limit := 8 << 20; pending > limit {
+			t.Errorf("%d bytes of responses queued for a peer that does not read, want ≤ %d", pending, limit)
+		}
+	}
+}

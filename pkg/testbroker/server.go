@@ -315,6 +315,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			done:     make(chan struct{}),
 			inflight: make(chan struct{}, maxInflightPerConn),
 		}
+		c.wcond = sync.NewCond(&c.wmu)
 		s.mu.Lock()
 		if s.ctx.Err() != nil {
 			s.mu.Unlock()
@@ -338,6 +339,7 @@ type conn struct {
 	nc       net.Conn
 	remote   hostPort
 	wmu      sync.Mutex
+	wcond    *sync.Cond    // on wmu: pending shrank or the writer left
 	writing  bool          // a goroutine is writing; guarded by wmu
 	pending  []byte        // frames waiting for that writer; guarded by wmu
 	done     chan struct{} // closed when the reader stops
@@ -514,6 +516,11 @@ func (c *conn) write(cmd *command) { c.writeRaw(encodeFrame(cmd)) }
 // writeRaw writes encoded frames; it owns b afterwards.
 func (c *conn) writeRaw(b []byte) {
 	c.wmu.Lock()
+	// A peer that sends but does not read must not grow pending without
+	// bound: wait for the writer once maxPendingWrite bytes are queued.
+	for c.writing && len(c.pending) >= maxPendingWrite {
+		c.wcond.Wait()
+	}
 	if c.writing {
 		c.pending = append(c.pending, b...)
 		c.wmu.Unlock()
@@ -533,6 +540,7 @@ func (c *conn) writeRaw(b []byte) {
 		if len(c.pending) == 0 {
 			break
 		}
+		c.wcond.Broadcast()
 		// Swap buffers: the one just written becomes the next pending one
 		// unless it is large (a big pull body).
 		next := b[:0]
@@ -542,8 +550,12 @@ func (c *conn) writeRaw(b []byte) {
 		b, c.pending = c.pending, next
 	}
 	c.writing = false
+	c.wcond.Broadcast()
 	c.wmu.Unlock()
 }
+
+// maxPendingWrite bounds the responses queued behind a connection's writer.
+const maxPendingWrite = 4 << 20
 
 // dropConn forgets a closed connection: its client leaves every group, its
 // orderly locks are released and the remaining members are notified.
