@@ -292,23 +292,26 @@ func Groups(samples []Sample) []string {
 	return out
 }
 
-// DrainRate is a group's median consumed/s over the samples where it had a
-// backlog (lag above minLag): the throttled drain rate. 0 when it never had one.
-func DrainRate(samples []Sample, group string, minLag float64) (rate float64, n int) {
-	var rs []float64
-	for i, s := range samples {
-		g, ok := s.Groups[group]
-		if !ok || i == 0 || g.Lag <= minLag {
+// DrainRate is a group's best average consumed/s over any window of the
+// given length: with a backlog longer than the window, the throttled drain
+// rate. n is the number of windows looked at (0 when the series is shorter
+// than the window).
+func DrainRate(samples []Sample, group string, window time.Duration) (rate float64, n int) {
+	j := 0
+	for i := range samples {
+		for j < len(samples) && samples[j].T-samples[i].T < window.Seconds() {
+			j++
+		}
+		if j == len(samples) {
+			break
+		}
+		a, okA := samples[i].Groups[group]
+		b, okB := samples[j].Groups[group]
+		if !okA || !okB {
 			continue
 		}
-		if p, ok := samples[i-1].Groups[group]; !ok || p.Lag <= minLag {
-			continue // the first second of a backlog is partial
-		}
-		rs = append(rs, g.Rate)
+		n++
+		rate = math.Max(rate, (b.Consumed-a.Consumed)/(samples[j].T-samples[i].T))
 	}
-	if len(rs) == 0 {
-		return 0, 0
-	}
-	sort.Float64s(rs)
-	return rs[len(rs)/2], len(rs)
+	return rate, n
 }

@@ -56,3 +56,21 @@ func TestDrained(t *testing.T) {
 		})
 	}
 }
+
+func TestDrainRate(t *testing.T) {
+	var samples []Sample
+	consumed := 0.0
+	for i := range 31 { // 20 s at 200/s, then idle
+		samples = append(samples, Sample{T: float64(i), Groups: map[string]Group{"G": {Consumed: consumed}}})
+		if i < 20 {
+			consumed += 200
+		}
+	}
+	got, n := DrainRate(samples, "G", 10*time.Second)
+	if got != 200 || n == 0 {
+		t.Errorf("DrainRate = %v over %d windows, want 200", got, n)
+	}
+	if _, n := DrainRate(samples[:5], "G", 10*time.Second); n != 0 {
+		t.Errorf("DrainRate over 4 s = %d windows, want 0", n)
+	}
+}

@@ -53,7 +53,7 @@ func (r *Report) Text() string {
 		}
 		sort.Strings(groups)
 		for _, g := range groups {
-			fmt.Fprintf(&b, "  %-22s drain rate while backlogged %.1f msg/s", g, d.Rates[g])
+			fmt.Fprintf(&b, "  %-22s best 10-s drain rate %6.1f msg/s", g, d.Rates[g])
 			if d.ConsumeRate > 0 {
 				fmt.Fprintf(&b, " (%+.1f%% vs CONSUME_RATE %.0f)", 100*(d.Rates[g]-d.ConsumeRate)/d.ConsumeRate, d.ConsumeRate)
 			}

@@ -132,7 +132,7 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 	dr.ScrapeErrors, _ = w.Errors()
 	dr.Rates = map[string]float64{}
 	for _, g := range drain.Groups(dr.Samples) {
-		if r, n := drain.DrainRate(dr.Samples, g, 50); n > 0 {
+		if r, n := drain.DrainRate(dr.Samples, g, 10*time.Second); n > 0 && r > 0 {
 			dr.Rates[g] = r
 		}
 	}
