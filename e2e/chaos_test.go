@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"seckill/e2e/internal/stack"
+	"seckill/loadtest/verify"
 	"seckill/pkg/events"
 )
 
@@ -327,6 +328,17 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 	}
 	want := expectation{product: r.product, orders: r.accepted, paid: r.paid, final: final, stock: r.cfg.stock}
 	eventually(t, 90*time.Second, "databases consistent", func() error { return checkState(ctx, r.s, want) })
+	// The load tool's verifier holds the same stores to its own list of
+	// invariants (written independently of checkState).
+	res, err := verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
+		Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: ids})
+	if err != nil {
+		t.Fatalf("loadtest verifier: %v", err)
+	}
+	for _, v := range res.Violations {
+		t.Errorf("loadtest verifier: %s", v)
+	}
+	t.Logf("loadtest verifier: %s", res.Summary())
 	if r.s.BrokerAdmin != "" {
 		eventually(t, 60*time.Second, "every consumer group drained", func() error {
 			var lagging []string
