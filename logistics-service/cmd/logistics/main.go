@@ -5,19 +5,18 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
-	"seckill/pkg/logging"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
 
@@ -27,33 +26,7 @@ import (
 )
 
 func main() {
-	checkConfig := flag.Bool("check-config", false, "load and validate the configuration, print it with secrets masked, exit")
-	healthcheck := flag.Bool("healthcheck", false, "probe this service's /healthz on HTTP_ADDR, exit 0 when healthy")
-	flag.Parse()
-
-	log := logging.New("logistics")
-	var err error
-	switch {
-	case *checkConfig:
-		var cfg Config
-		if cfg, err = loadConfig(config.NewOverrides()); err == nil {
-			log.Info("config ok", "config", cfg)
-		}
-	case *healthcheck:
-		var cfg Config
-		if cfg, err = loadConfig(config.NewOverrides()); err == nil {
-			err = httpx.Probe(cfg.HTTPAddr)
-		}
-	default:
-		err = run(context.Background(), log)
-	}
-	if err != nil {
-		// A joined error (every invalid config key) logs one line per problem.
-		for _, e := range unjoin(err) {
-			log.Error("logistics-service failed", "err", e)
-		}
-		os.Exit(1)
-	}
+	boot.Main("logistics", func() (Config, error) { return loadConfig(config.NewOverrides()) }, run)
 }
 
 func run(ctx context.Context, log *slog.Logger) error {

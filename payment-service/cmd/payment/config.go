@@ -2,12 +2,9 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 
-	"github.com/go-sql-driver/mysql"
-
+	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/events"
 )
@@ -18,14 +15,11 @@ const handlerApply = "payment.apply"
 // Config is payment-service's configuration: defaults, then the YAML file
 // named by CONFIG_FILE (optional), then the environment.
 type Config struct {
-	HTTPAddr    string          `yaml:"httpAddr"`    // HTTP_ADDR
-	MySQLDSN    string          `yaml:"mysqlDSN"`    // MYSQL_DSN
-	ConsumeRate float64         `yaml:"consumeRate"` // CONSUME_RATE, msg/s per group
-	RocketMQ    config.RocketMQ `yaml:"rocketmq"`    // ROCKETMQ_NAMESRV, ROCKETMQ_ACCESS_KEY, ROCKETMQ_SECRET_KEY
+	boot.Common `yaml:",inline"` // httpAddr, mysqlDSN, consumeRate, rocketmq
 }
 
 func defaultConfig() Config {
-	return Config{
+	return Config{Common: boot.Common{
 		HTTPAddr:    ":8081",
 		MySQLDSN:    "root@tcp(127.0.0.1:3306)/seckill_payment?parseTime=true&loc=UTC",
 		ConsumeRate: 200,
@@ -40,7 +34,7 @@ func defaultConfig() Config {
 				}},
 			}},
 		},
-	}
+	}}
 }
 
 // loadConfig reads the configuration through o (the environment, or a map in
@@ -49,64 +43,25 @@ func loadConfig(o *config.Overrides) (Config, error) {
 	cfg := defaultConfig()
 	var path string
 	o.String("CONFIG_FILE", &path)
-	if path != "" {
-		if err := config.LoadYAML(path, &cfg); err != nil {
-			return Config{}, err
-		}
+	err := boot.Load(&cfg, path, o, func() {
+		o.String("HTTP_ADDR", &cfg.HTTPAddr)
+		o.String("MYSQL_DSN", &cfg.MySQLDSN)
+		o.Float("CONSUME_RATE", &cfg.ConsumeRate)
+		cfg.RocketMQ.ApplyEnv(o) // ROCKETMQ_NAMESRV, ROCKETMQ_ACCESS_KEY, ROCKETMQ_SECRET_KEY
+	})
+	if err != nil {
+		return Config{}, err
 	}
-	o.String("HTTP_ADDR", &cfg.HTTPAddr)
-	o.String("MYSQL_DSN", &cfg.MySQLDSN)
-	o.Float("CONSUME_RATE", &cfg.ConsumeRate)
-	cfg.RocketMQ.ApplyEnv(o)
-	// Bad variables and invalid values together: one line per key.
-	if envErr := o.Err(); envErr != nil {
-		return Config{}, errors.Join(append(unjoin(envErr), unjoin(cfg.Validate())...)...)
-	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 // Validate returns one error per invalid key, each naming it.
 func (c Config) Validate() error {
-	var errs []error
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("httpAddr: %q is not [host]:port", c.HTTPAddr))
-	}
-	if _, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
-		errs = append(errs, fmt.Errorf("mysqlDSN: %w", err))
-	}
-	if c.ConsumeRate <= 0 {
-		errs = append(errs, fmt.Errorf("consumeRate: %v, want > 0", c.ConsumeRate))
-	}
-	if err := c.RocketMQ.Validate([]string{handlerApply}); err != nil {
-		errs = append(errs, unjoin(err)...) // one line per key
-	}
-	return errors.Join(errs...)
+	return errors.Join(c.Common.Check([]string{handlerApply})...)
 }
 
 // LogValue masks the DSN password and the RocketMQ credentials.
 func (c Config) LogValue() slog.Value {
-	dsn := "(unparsable)" // might hold a password
-	if d, err := mysql.ParseDSN(c.MySQLDSN); err == nil {
-		if d.Passwd != "" {
-			d.Passwd = "***"
-		}
-		dsn = d.FormatDSN()
-	}
-	return slog.GroupValue(
-		slog.String("httpAddr", c.HTTPAddr),
-		slog.String("mysqlDSN", dsn),
-		slog.Float64("consumeRate", c.ConsumeRate),
-		slog.Any("rocketmq", c.RocketMQ),
-	)
-}
-
-// unjoin returns the errors an errors.Join holds, err itself otherwise.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
+	type plain Config // without this method
+	return slog.AnyValue(plain{Common: c.Common.Masked()})
 }
