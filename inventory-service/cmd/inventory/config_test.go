@@ -7,11 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func lookup(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-}
+	"seckill/pkg/boot"
+	"seckill/pkg/config"
+)
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
@@ -57,7 +56,7 @@ rocketmq:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadConfig(lookup(tc.env))
+			_, err := loadConfig(config.NewOverridesFrom(tc.env))
 			if len(tc.wantErrs) == 0 && err != nil {
 				t.Fatalf("loadConfig() error = %v, want nil", err)
 			}
@@ -72,7 +71,7 @@ rocketmq:
 
 func TestConfigDefaultsAndFile(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(lookup(map[string]string{"ADMIN_TOKEN": "t"}))
+	cfg, err := loadConfig(config.NewOverridesFrom(map[string]string{"ADMIN_TOKEN": "t"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +85,7 @@ func TestConfigDefaultsAndFile(t *testing.T) {
 	}
 	example := filepath.Join("..", "..", "..", "deploy", "config", "inventory.yaml")
 	if _, err := os.Stat(example); err == nil {
-		if _, err := loadConfig(lookup(map[string]string{"ADMIN_TOKEN": "t", "CONFIG_FILE": example})); err != nil {
+		if _, err := loadConfig(config.NewOverridesFrom(map[string]string{"ADMIN_TOKEN": "t", "CONFIG_FILE": example})); err != nil {
 			t.Errorf("loadConfig(%s) error = %v, want nil", example, err)
 		}
 	}
@@ -98,13 +97,14 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"ADMIN_TOKEN": "tok-123456", "ROCKETMQ_ACCESS_KEY": "ak-123456", "ROCKETMQ_SECRET_KEY": "sk-123456",
 		"MYSQL_DSN": "inventory:pw-123456@tcp(127.0.0.1:3306)/seckill_inventory?parseTime=true",
 	}
-	cfg, err := loadConfig(lookup(env))
+	cfg, err := loadConfig(config.NewOverridesFrom(env))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", cfg)
-	if err := printConfig(&buf, cfg); err != nil {
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("starting", "config", cfg)
+	if err := boot.CheckConfig(log, func() (Config, error) { return cfg, nil }); err != nil { // -check-config
 		t.Fatal(err)
 	}
 	out := buf.String()

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,12 +16,12 @@ import (
 	"seckill/inventory-service/internal/httpapi"
 	"seckill/inventory-service/internal/stock"
 	"seckill/inventory-service/migrations"
+	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
-	"seckill/pkg/logging"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
 )
@@ -30,41 +29,19 @@ import (
 const service = "inventory"
 
 func main() {
-	checkConfig := flag.Bool("check-config", false, "load and validate the config, print it masked as one JSON line, exit")
-	healthcheck := flag.Bool("healthcheck", false, "probe this service's /healthz on HTTP_ADDR, exit 0 when healthy")
-	flag.Parse()
-	log := logging.New(service)
-	cfg, err := loadConfig(os.LookupEnv)
-	if err != nil {
-		log.Error("invalid config", "err", err)
-		os.Exit(1)
-	}
-	switch {
-	case *checkConfig:
-		if err := printConfig(os.Stdout, cfg); err != nil {
-			log.Error("print config", "err", err)
-			os.Exit(1)
-		}
-		return
-	case *healthcheck:
-		if err := httpx.Probe(cfg.HTTPAddr); err != nil {
-			log.Error("unhealthy", "err", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := run(context.Background(), log, cfg); err != nil {
-		log.Error("inventory-service stopped", "err", err)
-		os.Exit(1)
-	}
+	boot.Main(service, func() (Config, error) { return loadConfig(config.NewOverrides()) }, run)
 }
 
 // run wires the service and blocks until SIGINT/SIGTERM. Deferred closes run
 // in reverse: consumers stop first, then the producer they send with, then
 // Redis and the DB pool.
-func run(ctx context.Context, log *slog.Logger, cfg Config) error {
+func run(ctx context.Context, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cfg, err := loadConfig(config.NewOverrides())
+	if err != nil {
+		return err
+	}
 	log.InfoContext(ctx, "starting", "config", cfg)
 
 	gdb, err := db.Open(ctx, cfg.MySQLDSN)

@@ -7,12 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
+	"seckill/pkg/config"
 	"seckill/pkg/db"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
@@ -35,20 +39,34 @@ func TestRunServesAndStops(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	cfg := defaultConfig()
-	cfg.HTTPAddr, cfg.MySQLDSN, cfg.AdminToken = addr, dsn, "tok-run"
-	cfg.RocketMQ.NameSrvAddr = b.NameSrvAddr()
-	if raceEnabled {
-		cfg.RocketMQ.ConsumerGroups[1].Orderly = false
+	env := map[string]string{
+		"HTTP_ADDR": addr, "MYSQL_DSN": dsn, "ADMIN_TOKEN": "tok-run", "ROCKETMQ_NAMESRV": b.NameSrvAddr(),
+		"CONFIG_FILE": "", "REDIS_ADDR": rdb.Options().Addr, "REDIS_DB": "", "ROCKETMQ_ACCESS_KEY": "", "ROCKETMQ_SECRET_KEY": "",
 	}
-	if err := cfg.Validate(); err != nil {
+	if raceEnabled {
+		// The default groups, with the ledger consumed concurrently.
+		cfg := defaultConfig()
+		cfg.RocketMQ.ConsumerGroups[1].Orderly = false
+		b, err := yaml.Marshal(map[string]any{"rocketmq": map[string]any{"consumerGroups": cfg.RocketMQ.ConsumerGroups}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env["CONFIG_FILE"] = filepath.Join(t.TempDir(), "inventory.yaml")
+		if err := os.WriteFile(env["CONFIG_FILE"], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v) // run reads the environment, as in main
+	}
+	if _, err := loadConfig(config.NewOverrides()); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, log, cfg) }()
+	go func() { done <- run(ctx, log) }()
 
 	waitFor(t, "healthz", func() error { return httpx.Probe(addr) })
 	product := testenv.Unique(t, "p")
