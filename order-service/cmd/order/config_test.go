@@ -9,11 +9,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-func lookup(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-}
+	"seckill/pkg/boot"
+	"seckill/pkg/config"
+)
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
@@ -67,7 +66,7 @@ rocketmq:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadConfig(lookup(tc.env))
+			_, err := loadConfig(config.NewOverridesFrom(tc.env))
 			if len(tc.wantErrs) == 0 && err != nil {
 				t.Fatalf("loadConfig() error = %v, want nil", err)
 			}
@@ -82,7 +81,7 @@ rocketmq:
 
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(lookup(map[string]string{"PAY_TIMEOUT_LEVEL": "2"}))
+	cfg, err := loadConfig(config.NewOverridesFrom(map[string]string{"PAY_TIMEOUT_LEVEL": "2"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +105,7 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestSecretsNeverPrinted(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(lookup(map[string]string{
+	cfg, err := loadConfig(config.NewOverridesFrom(map[string]string{
 		"ROCKETMQ_ACCESS_KEY": "AK-visible", "ROCKETMQ_SECRET_KEY": "SK-hidden-value",
 		"MYSQL_DSN": "root:pw-hidden@tcp(127.0.0.1:3306)/seckill_order",
 	}))
@@ -114,10 +113,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := printConfig(&out, cfg); err != nil {
+	log := slog.New(slog.NewJSONHandler(&out, nil))
+	if err := boot.CheckConfig(log, func() (Config, error) { return cfg, nil }); err != nil { // -check-config
 		t.Fatal(err)
 	}
-	slog.New(slog.NewJSONHandler(&out, nil)).Info("starting", "config", cfg)
+	log.Info("starting", "config", cfg)
 	for _, secret := range []string{"AK-visible", "SK-hidden-value", "pw-hidden"} {
 		if strings.Contains(out.String(), secret) {
 			t.Errorf("printed config contains %q:\n%s", secret, out.String())

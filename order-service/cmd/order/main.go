@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,12 +23,12 @@ import (
 	"seckill/order-service/internal/stats"
 	"seckill/order-service/internal/stock"
 	"seckill/order-service/migrations"
+	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
-	"seckill/pkg/logging"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
 )
@@ -46,44 +45,20 @@ const (
 )
 
 func main() {
-	checkConfig := flag.Bool("check-config", false, "load and validate the config, print it masked as one JSON line, exit")
-	healthcheck := flag.Bool("healthcheck", false, "probe this service's /healthz on HTTP_ADDR, exit 0 when healthy")
-	flag.Parse()
-	log := logging.New(service)
-	cfg, err := loadConfig(os.LookupEnv)
-	if err != nil {
-		for _, e := range flatten(err) {
-			log.Error("invalid config", "err", e)
-		}
-		os.Exit(1)
-	}
-	switch {
-	case *checkConfig:
-		if err := printConfig(os.Stdout, cfg); err != nil {
-			log.Error("print config", "err", err)
-			os.Exit(1)
-		}
-		return
-	case *healthcheck:
-		if err := httpx.Probe(cfg.HTTPAddr); err != nil {
-			log.Error("unhealthy", "err", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := run(context.Background(), log, cfg); err != nil {
-		log.Error("order-service stopped", "err", err)
-		os.Exit(1)
-	}
+	boot.Main(service, func() (Config, error) { return loadConfig(config.NewOverrides()) }, run)
 }
 
 // run wires the service and blocks until SIGINT/SIGTERM. Shutdown order: HTTP
 // intake stops, then the outbox sender (or batch flusher) drains what intake
 // accepted, then (deferred, in reverse) consumers close, the producer, Redis
 // and the DB pool.
-func run(ctx context.Context, log *slog.Logger, cfg Config) error {
+func run(ctx context.Context, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cfg, err := loadConfig(config.NewOverrides())
+	if err != nil {
+		return err
+	}
 	log.InfoContext(ctx, "starting", "config", cfg)
 
 	gdb, err := db.Open(ctx, cfg.MySQLDSN)
@@ -191,17 +166,4 @@ func dispatch(g config.ConsumerGroup, handlers map[string]mq.Handler) mq.Handler
 		}
 		return h(ctx, msg)
 	}
-}
-
-// flatten lists the leaves of joined errors: one log line per invalid key.
-func flatten(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, flatten(e)...)
-	}
-	return out
 }

@@ -80,18 +80,18 @@ func testRun(t *testing.T, mode string, dup int) {
 	})
 
 	addr := freeAddr(t)
-	cfg, err := loadConfig(lookup(map[string]string{
+	for k, v := range map[string]string{
 		"HTTP_ADDR": addr, "MYSQL_DSN": dsn, "REDIS_ADDR": base.Options().Addr, "REDIS_DB": fmt.Sprint(testRedisDB),
 		"ROCKETMQ_NAMESRV": srv.NameSrvAddr(), "PAY_TIMEOUT_LEVEL": "1", "CONSUME_RATE": "1000", "ORDER_SEND_MODE": mode,
-	}))
-	if err != nil {
-		t.Fatal(err)
+		"CONFIG_FILE": "", "ROCKETMQ_ACCESS_KEY": "", "ROCKETMQ_SECRET_KEY": "",
+	} {
+		t.Setenv(k, v) // run reads the environment, as in main
 	}
 	var logs strings.Builder
 	log := logging.NewWriter(&syncWriter{b: &logs}, "order", slog.LevelInfo)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(runCtx, log, cfg) }()
+	go func() { done <- run(runCtx, log) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
