@@ -88,3 +88,11 @@ func TestCounter(t *testing.T) {
 		t.Errorf("Counter(t_absent_total) = %v, want 0", got)
 	}
 }
+
+func TestFreeAddr(t *testing.T) {
+	t.Parallel()
+	addr := FreeAddr(t)
+	if !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {
+		t.Errorf("FreeAddr() = %q, want 127.0.0.1 and a port", addr)
+	}
+}
