@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,12 +31,7 @@ func TestRunServesAndStops(t *testing.T) {
 	b := testbroker.Start(t)
 	dsn := testenv.MariaDBDSN(t)
 	rdb := testenv.Redis(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 
 	env := map[string]string{
 		"HTTP_ADDR": addr, "MYSQL_DSN": dsn, "ADMIN_TOKEN": "tok-run", "ROCKETMQ_NAMESRV": b.NameSrvAddr(),
@@ -68,7 +62,7 @@ func TestRunServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, log) }()
 
-	waitFor(t, "healthz", func() error { return httpx.Probe(addr) })
+	testenv.Poll(t, time.Minute, "healthz", func() error { return httpx.Probe(addr) })
 	product := testenv.Unique(t, "p")
 	t.Cleanup(func() {
 		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product))
@@ -100,7 +94,7 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close(gdb)
-	waitFor(t, "deduction ledgered", func() error {
+	testenv.Poll(t, time.Minute, "deduction ledgered", func() error {
 		var sold, lines int
 		if err := gdb.Raw("SELECT sold FROM products WHERE product_id = ?", product).Scan(&sold).Error; err != nil {
 			return err
@@ -122,20 +116,5 @@ func TestRunServesAndStops(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("run() did not return after cancel")
-	}
-}
-
-func waitFor(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

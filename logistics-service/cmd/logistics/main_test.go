@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -20,12 +19,7 @@ import (
 // after its context ends (what SIGTERM does).
 func TestRun(t *testing.T) {
 	srv := testbroker.Start(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	t.Setenv("HTTP_ADDR", addr)
 	t.Setenv("MYSQL_DSN", testenv.MariaDBDSN(t))
 	t.Setenv("ROCKETMQ_NAMESRV", srv.NameSrvAddr())
@@ -44,18 +38,8 @@ func TestRun(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for !cond() {
-			select {
-			case <-t.Context().Done():
-				t.Fatalf("timed out waiting for %s", what)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
 	base := "http://" + addr
-	waitFor("healthz", func() bool { return status(base+"/healthz") == http.StatusOK })
+	testenv.Eventually(t, time.Minute, "healthz", func() bool { return status(base+"/healthz") == http.StatusOK })
 
 	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-order-test", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -66,8 +50,8 @@ func TestRun(t *testing.T) {
 	if _, err := producer.SendSync(t.Context(), mq.Outgoing{Topic: events.TopicOrder, Tag: events.TagConfirmed, Keys: []string{"o1"}, ShardingKey: "o1", Body: body}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the shipment", func() bool { return status(base+"/api/v1/shipments/o1") == http.StatusOK })
-	waitFor("the shipped event", func() bool {
+	testenv.Eventually(t, time.Minute, "the shipment", func() bool { return status(base+"/api/v1/shipments/o1") == http.StatusOK })
+	testenv.Eventually(t, time.Minute, "the shipped event", func() bool {
 		for _, m := range srv.Messages(events.TopicOrder) {
 			if m.Tags == events.TagShipped && m.Keys == "o1" {
 				return true

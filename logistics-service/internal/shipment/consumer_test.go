@@ -2,9 +2,11 @@ package shipment_test
 
 import (
 	"testing"
+	"time"
 
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
+	"seckill/pkg/testenv"
 )
 
 // The handler behind a real consumer on the embedded broker, every confirmed
@@ -41,8 +43,8 @@ func TestConsumeThroughBroker(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 
 	ok := map[string]string{"group": "GID-logistics", "result": "ok"}
-	waitFor(t, "every delivery handled", func() bool {
-		return env.counter(t, "logistics_messages_consumed_total", ok) >= 2*orders
+	testenv.Eventually(t, time.Minute, "every delivery handled", func() bool {
+		return testenv.Counter(t, env.reg, "logistics_messages_consumed_total", ok) >= 2*orders
 	})
 	shipped := env.shippedEvents(t)
 	for i := range orders {
@@ -61,7 +63,7 @@ func TestConsumeThroughBroker(t *testing.T) {
 			}
 		}
 	}
-	if got := env.counter(t, "logistics_shipments_total", nil); got != orders {
+	if got := testenv.Counter(t, env.reg, "logistics_shipments_total", nil); got != orders {
 		t.Errorf("logistics_shipments_total = %v, want %d", got, orders)
 	}
 }

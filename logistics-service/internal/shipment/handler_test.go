@@ -7,6 +7,7 @@ import (
 
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
+	"seckill/pkg/testenv"
 
 	"seckill/logistics-service/internal/shipment"
 )
@@ -38,7 +39,7 @@ func TestConfirmedRedelivery(t *testing.T) {
 			if got := env.claims(t); got != claims {
 				t.Errorf("claims after the duplicate = %d, want %d", got, claims)
 			}
-			if got := env.counter(t, "logistics_shipments_total", nil); got != 1 {
+			if got := testenv.Counter(t, env.reg, "logistics_shipments_total", nil); got != 1 {
 				t.Errorf("logistics_shipments_total = %v, want 1", got)
 			}
 			shipped := env.shippedEvents(t)["o1"]

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,28 +21,6 @@ import (
 
 // testRedisDB keeps this test's outbox stream apart from other tests' keys.
 const testRedisDB = 14
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// eventually polls cond every 50 ms until it holds or 30 s passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestRun runs the whole service against the embedded broker, MariaDB and
 // Redis: orders are accepted, persisted by GID-order, closed by their pay
@@ -79,7 +56,7 @@ func testRun(t *testing.T, mode string, dup int) {
 		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product), events.OutboxStream)
 	})
 
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	for k, v := range map[string]string{
 		"HTTP_ADDR": addr, "MYSQL_DSN": dsn, "REDIS_ADDR": base.Options().Addr, "REDIS_DB": fmt.Sprint(testRedisDB),
 		"ROCKETMQ_NAMESRV": srv.NameSrvAddr(), "PAY_TIMEOUT_LEVEL": "1", "CONSUME_RATE": "1000", "ORDER_SEND_MODE": mode,
@@ -97,7 +74,7 @@ func testRun(t *testing.T, mode string, dup int) {
 		<-done
 	})
 	base2 := "http://" + addr
-	eventually(t, "healthz", func() bool {
+	testenv.Eventually(t, 30*time.Second, "healthz", func() bool {
 		resp, err := http.Get(base2 + "/healthz")
 		if err != nil {
 			return false
@@ -141,10 +118,10 @@ func testRun(t *testing.T, mode string, dup int) {
 	}
 	// Level 1 (1 s) at DelayScale 0.01: the timeout follows the persist quickly.
 	for _, id := range ids {
-		eventually(t, "order "+id+" closed by its pay timeout", func() bool { return status(id) == "closed" })
+		testenv.Eventually(t, 30*time.Second, "order "+id+" closed by its pay timeout", func() bool { return status(id) == "closed" })
 	}
 	// The row turns closed before the handler counts it and sends closed.
-	eventually(t, "a closed message for every order", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a closed message for every order", func() bool {
 		closed := map[string]bool{}
 		for _, m := range srv.Messages(events.TopicOrder) {
 			if m.Tags == events.TagClosed {

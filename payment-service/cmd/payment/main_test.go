@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ import (
 // context ends (what SIGTERM does).
 func TestRun(t *testing.T) {
 	srv := testbroker.Start(t)
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	t.Setenv("HTTP_ADDR", addr)
 	t.Setenv("MYSQL_DSN", testenv.MariaDBDSN(t))
 	t.Setenv("ROCKETMQ_NAMESRV", srv.NameSrvAddr())
@@ -33,7 +32,7 @@ func TestRun(t *testing.T) {
 	go func() { done <- run(ctx, slog.New(slog.NewJSONHandler(t.Output(), nil))) }()
 
 	base := "http://" + addr
-	waitFor(t, "healthz", func() bool { return get(t, base+"/healthz") == http.StatusOK })
+	testenv.Eventually(t, time.Minute, "healthz", func() bool { return get(t, base+"/healthz") == http.StatusOK })
 
 	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-order-test", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -44,7 +43,7 @@ func TestRun(t *testing.T) {
 	if _, err := producer.SendSync(t.Context(), mq.Outgoing{Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{"o1"}, ShardingKey: "o1", Body: body}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the pending payment", func() bool { return get(t, base+"/api/v1/payments/o1") == http.StatusOK })
+	testenv.Eventually(t, time.Minute, "the pending payment", func() bool { return get(t, base+"/api/v1/payments/o1") == http.StatusOK })
 
 	resp, err := http.Post(base+"/api/v1/payments/o1", "application/json", nil)
 	if err != nil {
@@ -55,7 +54,7 @@ func TestRun(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /api/v1/payments/o1 = %d %s, want 200", resp.StatusCode, b)
 	}
-	waitFor(t, "the paid event", func() bool {
+	testenv.Eventually(t, time.Minute, "the paid event", func() bool {
 		for _, m := range srv.Messages(events.TopicOrder) {
 			if m.Tags == events.TagPaid && m.Keys == "o1" {
 				return true
@@ -75,16 +74,6 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func get(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -93,15 +82,4 @@ func get(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
+	"seckill/pkg/testenv"
 
 	"seckill/payment-service/internal/payment"
 )
@@ -67,10 +68,10 @@ func TestConsumeThroughBroker(t *testing.T) {
 
 	deliveries := float64(2 * (orders + resent + closed))
 	ok := map[string]string{"group": "GID-payment", "result": "ok"}
-	waitFor(t, "every delivery handled", func() bool {
-		return env.counter(t, "payment_messages_consumed_total", ok) >= deliveries
+	testenv.Eventually(t, time.Minute, "every delivery handled", func() bool {
+		return testenv.Counter(t, env.reg, "payment_messages_consumed_total", ok) >= deliveries
 	})
-	if got := env.counter(t, "payment_messages_consumed_total", ok); got != deliveries {
+	if got := testenv.Counter(t, env.reg, "payment_messages_consumed_total", ok); got != deliveries {
 		t.Errorf("deliveries acked = %v, want %v", got, deliveries)
 	}
 	for i := range orders {
@@ -83,10 +84,10 @@ func TestConsumeThroughBroker(t *testing.T) {
 			t.Errorf("payments of %s = %d rows, %+v; want 1 %s row of 250", orderID(i), rows, p, want)
 		}
 	}
-	if got, want := env.counter(t, "payment_payments_total", map[string]string{"result": "created"}), float64(orders); got != want {
+	if got, want := testenv.Counter(t, env.reg, "payment_payments_total", map[string]string{"result": "created"}), float64(orders); got != want {
 		t.Errorf("payment_payments_total{created} = %v, want %v", got, want)
 	}
-	if got, want := env.counter(t, "payment_payments_total", map[string]string{"result": "cancelled"}), float64(closed); got != want {
+	if got, want := testenv.Counter(t, env.reg, "payment_payments_total", map[string]string{"result": "cancelled"}), float64(closed); got != want {
 		t.Errorf("payment_payments_total{cancelled} = %v, want %v", got, want)
 	}
 	// Each applied event claims its message ID and its EventID; duplicates and

@@ -258,11 +258,11 @@ func TestNotifierRetries(t *testing.T) {
 				t.Fatalf("Pay(o1) error = %v, want nil (the event is sent in the background)", err)
 			}
 			if tc.recovers {
-				waitFor(t, "a failed send", func() bool {
-					return env.counter(t, "payment_messages_sent_total", map[string]string{"mode": "async", "result": "error"}) > 0
+				testenv.Eventually(t, time.Minute, "a failed send", func() bool {
+					return testenv.Counter(t, env.reg, "payment_messages_sent_total", map[string]string{"mode": "async", "result": "error"}) > 0
 				})
 				env.broker.RefuseSends(false)
-				waitFor(t, "a backoff retry to send the paid event", func() bool {
+				testenv.Eventually(t, time.Minute, "a backoff retry to send the paid event", func() bool {
 					return len(env.paidEvents(t)["o1"]) == 1
 				})
 			}
