@@ -14,7 +14,6 @@ import (
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
-	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
@@ -42,39 +41,29 @@ func run(ctx context.Context, log *slog.Logger) error {
 	reg := metrics.NewRegistry()
 	mqMetrics := mq.NewMetrics(reg, "logistics")
 
-	gdb, err := db.Open(ctx, cfg.MySQLDSN)
+	gdb, err := boot.OpenDB(ctx, cfg.MySQLDSN, migrations.FS)
 	if err != nil {
-		return fmt.Errorf("open mysql: %w", err)
+		return err
 	}
-	defer closeLogged(log, "mysql", func() error { return db.Close(gdb) })
-	if err := db.Migrate(ctx, gdb, dedup.Migrations); err != nil {
-		return fmt.Errorf("migrate dedup: %w", err)
-	}
-	if err := db.Migrate(ctx, gdb, migrations.FS); err != nil {
-		return fmt.Errorf("migrate shipments: %w", err)
-	}
+	defer boot.CloseLogged(log, "mysql", func() error { return db.Close(gdb) })
 
 	mqCfg := mq.ConfigFrom(cfg.RocketMQ)
-	if err := mq.EnsureTopics(ctx, mqCfg, []mq.TopicSpec{{Name: events.TopicOrder, Queues: 4}}); err != nil {
-		return fmt.Errorf("ensure topics: %w", err)
-	}
-	producer, err := mq.NewProducer(ctx, mqCfg, "PID-logistics", log, mqMetrics)
+	topics := []mq.TopicSpec{{Name: events.TopicOrder, Queues: 4}}
+	producer, err := boot.StartProducer(ctx, mqCfg, topics, "PID-logistics", log, mqMetrics)
 	if err != nil {
-		return fmt.Errorf("start producer: %w", err)
+		return err
 	}
-	defer closeLogged(log, "producer", producer.Close)
+	defer boot.CloseLogged(log, "producer", producer.Close)
 
-	// Every consumer of the config names logistics.ship (Validate checked).
 	h := shipment.NewHandler(gdb, producer, log, shipment.NewMetrics(reg))
-	for _, g := range cfg.RocketMQ.ConsumerGroups {
-		c, err := mq.Subscribe(ctx, mqCfg, mq.FromConfig(g, cfg.ConsumeRate), h.Handle, log, mqMetrics)
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", g.GroupID, err)
-		}
-		// Deferred after the producer and the pool: closes before them, so
-		// in-flight handlers can still send shipped and commit.
-		defer closeLogged(log, "consumer "+g.GroupID, c.Close)
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
+		map[string]mq.Handler{handlerShip: h.Handle}, log, mqMetrics)
+	if err != nil {
+		return err
 	}
+	// Deferred after the producer and the pool: closes before them, so
+	// in-flight handlers can still send and commit.
+	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
 	engine := httpx.NewEngine(log, reg, "logistics")
 	httpapi.New(gdb, log).Register(engine)
@@ -84,10 +73,4 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.InfoContext(ctx, "stopping")
 	return nil
-}
-
-func closeLogged(log *slog.Logger, what string, close func() error) {
-	if err := close(); err != nil {
-		log.Warn("close "+what, "err", err)
-	}
 }

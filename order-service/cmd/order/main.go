@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"seckill/order-service/internal/httpapi"
@@ -26,7 +25,6 @@ import (
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
-	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
@@ -61,38 +59,28 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.InfoContext(ctx, "starting", "config", cfg)
 
-	gdb, err := db.Open(ctx, cfg.MySQLDSN)
+	gdb, err := boot.OpenDB(ctx, cfg.MySQLDSN, migrations.FS)
 	if err != nil {
-		return fmt.Errorf("open mariadb: %w", err)
+		return err
 	}
 	defer db.Close(gdb)
-	if err := db.Migrate(ctx, gdb, dedup.Migrations); err != nil {
-		return fmt.Errorf("migrate dedup: %w", err)
+	rdb, err := boot.OpenRedis(ctx, cfg.Redis)
+	if err != nil {
+		return err
 	}
-	if err := db.Migrate(ctx, gdb, migrations.FS); err != nil {
-		return fmt.Errorf("migrate orders: %w", err)
-	}
-
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB})
 	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("ping redis %s: %w", cfg.RedisAddr, err)
-	}
 
 	reg := metrics.NewRegistry()
 	mqMetrics := mq.NewMetrics(reg, service)
 	mqCfg := mq.ConfigFrom(cfg.RocketMQ)
-	err = mq.EnsureTopics(ctx, mqCfg, []mq.TopicSpec{
+	topics := []mq.TopicSpec{
 		{Name: events.TopicOrder, Queues: 4},
 		{Name: events.TopicSoldOut, Queues: 1},
 		{Name: events.TopicOrderStats, Queues: 4},
-	})
-	if err != nil {
-		return fmt.Errorf("ensure topics: %w", err)
 	}
-	producer, err := mq.NewProducer(ctx, mqCfg, "PID-order", log, mqMetrics)
+	producer, err := boot.StartProducer(ctx, mqCfg, topics, "PID-order", log, mqMetrics)
 	if err != nil {
-		return fmt.Errorf("start producer: %w", err)
+		return err
 	}
 	defer producer.Close()
 
@@ -104,15 +92,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 		handlerSoldOut: flags.Handle,
 		handlerStats:   stats.NewCounter(reg).Handle,
 	}
-	for _, g := range cfg.RocketMQ.ConsumerGroups {
-		c, err := mq.Subscribe(ctx, mqCfg, mq.FromConfig(g, cfg.ConsumeRate), dispatch(g, handlers), log, mqMetrics)
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", g.GroupID, err)
-		}
-		// Deferred after the producer: runs before it, so no handler sends
-		// on a closed producer.
-		defer c.Close()
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, log, mqMetrics)
+	if err != nil {
+		return err
 	}
+	// Deferred after the producer: runs before it, so no handler sends on a
+	// closed producer.
+	defer consumers.Close()
 
 	reserver := stock.NewReserver(rdb, stock.Options{Outbox: cfg.OrderSendMode == intake.ModeOutbox})
 	var batcher *intake.Batcher
@@ -147,23 +133,4 @@ func run(ctx context.Context, log *slog.Logger) error {
 	err = g.Wait()
 	log.InfoContext(ctx, "shutting down")
 	return err
-}
-
-// dispatch routes a group's messages to the handler its config names for the
-// message's topic.
-func dispatch(g config.ConsumerGroup, handlers map[string]mq.Handler) mq.Handler {
-	byTopic := map[string]mq.Handler{}
-	for _, c := range g.Consumers {
-		byTopic[c.Topic] = handlers[c.Handler] // names were validated against knownHandlers
-	}
-	if len(g.Consumers) == 1 {
-		return byTopic[g.Consumers[0].Topic]
-	}
-	return func(ctx context.Context, msg mq.Message) error {
-		h, ok := byTopic[msg.Topic]
-		if !ok {
-			return fmt.Errorf("group %s: no handler for topic %q: %w", g.GroupID, msg.Topic, mq.ErrPermanent)
-		}
-		return h(ctx, msg)
-	}
 }

@@ -16,7 +16,6 @@ import (
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
-	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
@@ -45,45 +44,35 @@ func run(ctx context.Context, log *slog.Logger) error {
 	mqMetrics := mq.NewMetrics(reg, "payment")
 	payMetrics := payment.NewMetrics(reg)
 
-	gdb, err := db.Open(ctx, cfg.MySQLDSN)
+	gdb, err := boot.OpenDB(ctx, cfg.MySQLDSN, migrations.FS)
 	if err != nil {
-		return fmt.Errorf("open mysql: %w", err)
+		return err
 	}
-	defer closeLogged(log, "mysql", func() error { return db.Close(gdb) })
-	if err := db.Migrate(ctx, gdb, dedup.Migrations); err != nil {
-		return fmt.Errorf("migrate dedup: %w", err)
-	}
-	if err := db.Migrate(ctx, gdb, migrations.FS); err != nil {
-		return fmt.Errorf("migrate payments: %w", err)
-	}
+	defer boot.CloseLogged(log, "mysql", func() error { return db.Close(gdb) })
 
 	mqCfg := mq.ConfigFrom(cfg.RocketMQ)
-	if err := mq.EnsureTopics(ctx, mqCfg, []mq.TopicSpec{{Name: events.TopicOrder, Queues: 4}}); err != nil {
-		return fmt.Errorf("ensure topics: %w", err)
-	}
-	producer, err := mq.NewProducer(ctx, mqCfg, "PID-payment", log, mqMetrics)
+	topics := []mq.TopicSpec{{Name: events.TopicOrder, Queues: 4}}
+	producer, err := boot.StartProducer(ctx, mqCfg, topics, "PID-payment", log, mqMetrics)
 	if err != nil {
-		return fmt.Errorf("start producer: %w", err)
+		return err
 	}
-	defer closeLogged(log, "producer", producer.Close)
+	defer boot.CloseLogged(log, "producer", producer.Close)
 	notifier := payment.NewNotifier(producer, log, 5, 200*time.Millisecond)
-	defer closeLogged(log, "paid notifier", func() error {
+	defer boot.CloseLogged(log, "paid notifier", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return notifier.Close(ctx)
 	})
 
-	// Every consumer of the config names payment.apply (Validate checked), so
-	// each group gets the one handler.
 	h := payment.NewHandler(gdb, log, payMetrics)
-	for _, g := range cfg.RocketMQ.ConsumerGroups {
-		c, err := mq.Subscribe(ctx, mqCfg, mq.FromConfig(g, cfg.ConsumeRate), h.Handle, log, mqMetrics)
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", g.GroupID, err)
-		}
-		// Deferred after the producer and the pool: closes before them.
-		defer closeLogged(log, "consumer "+g.GroupID, c.Close)
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
+		map[string]mq.Handler{handlerApply: h.Handle}, log, mqMetrics)
+	if err != nil {
+		return err
 	}
+	// Deferred after the producer and the pool: closes before them, so
+	// in-flight handlers can still send and commit.
+	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
 	engine := httpx.NewEngine(log, reg, "payment")
 	httpapi.New(payment.NewService(gdb, notifier, log, payMetrics), log).Register(engine)
@@ -93,10 +82,4 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.InfoContext(ctx, "stopping")
 	return nil
-}
-
-func closeLogged(log *slog.Logger, what string, close func() error) {
-	if err := close(); err != nil {
-		log.Warn("close "+what, "err", err)
-	}
 }
