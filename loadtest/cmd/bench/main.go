@@ -38,7 +38,7 @@ import (
 type settings struct {
 	bin, root, out, namesrv, mysqlDSN, redisAddr string
 	redisDB, conns, portBase, rounds             int
-	rate                                         float64
+	rate, consumeRate                            float64
 	duration, warmup                             time.Duration
 	modes                                        []string
 }
@@ -69,6 +69,7 @@ func main() {
 	flag.IntVar(&s.redisDB, "redis-db", 13, "Redis database index for the services (flushed before each mode)")
 	flag.IntVar(&s.conns, "conns", 64, "connections")
 	flag.Float64Var(&s.rate, "rate", 0, "open loop arrivals/s (0 = closed loop)")
+	flag.Float64Var(&s.consumeRate, "consume-rate", 200, "CONSUME_RATE of every service (msg/s per group); 1 holds the consumers back to measure the intake alone")
 	flag.DurationVar(&s.duration, "duration", 10*time.Second, "measured load per mode")
 	flag.DurationVar(&s.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&s.portBase, "port-base", 18080, "order, payment, inventory, logistics listen on base..base+3, hello on base+10, the embedded broker on base+20/+21")
@@ -357,7 +358,7 @@ func runMode(ctx context.Context, s settings, mode string) *Row {
 				"HTTP_ADDR="+host(i),
 				"MYSQL_DSN="+c.FormatDSN(),
 				"ROCKETMQ_NAMESRV="+namesrv,
-				"CONSUME_RATE=200",
+				"CONSUME_RATE="+strconv.FormatFloat(s.consumeRate, 'f', -1, 64),
 				"REDIS_ADDR="+s.redisAddr,
 				"REDIS_DB="+strconv.Itoa(s.redisDB),
 				"PAY_TIMEOUT_LEVEL=5",
