@@ -8,6 +8,7 @@ import (
 
 	"seckill/order-service/internal/stats"
 	"seckill/pkg/mq"
+	"seckill/pkg/testenv"
 )
 
 func TestHandle(t *testing.T) {
@@ -33,29 +34,8 @@ func TestHandle(t *testing.T) {
 	}
 	want := map[string]float64{"sold_out": 2, "limit_exceeded": 1, "other": 1, "unknown_product": 0}
 	for reason, n := range want {
-		got, err := getCounter(reg, reason)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != n {
+		if got := testenv.Counter(t, reg, "order_rejected_attempts_total", map[string]string{"reason": reason}); got != n {
 			t.Errorf("order_rejected_attempts_total{reason=%q} = %v, want %v", reason, got, n)
 		}
 	}
-}
-
-func getCounter(reg *prometheus.Registry, reason string) (float64, error) {
-	mfs, err := reg.Gather()
-	if err != nil {
-		return 0, err
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue(), nil
-				}
-			}
-		}
-	}
-	return 0, nil
 }
