@@ -61,6 +61,8 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 		status := c.Writer.Status()
 		level := slog.LevelDebug // 10k req/s on intake: successful requests stay quiet
 		switch {
+		case status == http.StatusServiceUnavailable:
+			level = slog.LevelWarn // "retry later" while a dependency recovers, not a bug
 		case status >= 500:
 			level = slog.LevelError
 		case status >= 400:

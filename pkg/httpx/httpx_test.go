@@ -166,3 +166,34 @@ func TestServeAndProbe(t *testing.T) {
 		t.Errorf("Serve on a bad address = nil, want error")
 	}
 }
+
+// TestRequestLogLevel: a 503 asks the client to retry while a dependency
+// recovers and is logged at Warn; any other 5xx is a failure (Error).
+func TestRequestLogLevel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		status int
+		want   string
+	}{
+		{http.StatusOK, "DEBUG"},
+		{http.StatusConflict, "INFO"},
+		{http.StatusServiceUnavailable, "WARN"},
+		{http.StatusInternalServerError, "ERROR"},
+	}
+	for _, tc := range tests {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			e := engine(t, &logs)
+			e.GET("/status", func(c *gin.Context) { c.Status(tc.status) })
+			do(e, "GET", "/status", "")
+			var line struct{ Level, Msg string }
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Msg != "http request" {
+				t.Fatalf("request log = %q (%v), want one http request line", logs.String(), err)
+			}
+			if line.Level != tc.want {
+				t.Errorf("request log level of a %d = %s, want %s", tc.status, line.Level, tc.want)
+			}
+		})
+	}
+}
