@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,12 +258,14 @@ type poison struct {
 // What the system promises (pkg/mq): a message a handler can never apply
 // (undecodable, unknown version, invalid) is classified permanent, logged at
 // ERROR with its msg_id and body, counted as
-// <svc>_messages_consumed_total{result="permanent"} and acked: not retried
-// and not sent to the DLQ. A tag no group subscribes to is filtered out by
-// the broker and client. Either way the queue keeps flowing.
+// <svc>_messages_consumed_total{result="permanent"}, redelivered
+// mq.PoisonRetries times and then moved to %DLQ%<group> (result="dlq"). A tag
+// no group subscribes to is filtered out by the broker and client. Either way
+// the queue keeps flowing. Delays run at a tenth of real time, so the retry
+// schedule (10 s, 30 s, 1 min) takes 10 s.
 func chaosPoison(t *testing.T, bin *stack.Binaries) {
 	r := startChaos(t, bin, chaosConfig{stock: 100, buyers: 80, spread: 3 * time.Second, payEach: 2},
-		stack.Options{PayTimeoutLevel: 2})
+		stack.Options{PayTimeoutLevel: 5, DelayScale: 0.1})
 	ctx := t.Context()
 	r.loadRange(ctx, 0, 40)
 
@@ -282,58 +286,87 @@ func chaosPoison(t *testing.T, bin *stack.Binaries) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	delivered := map[string]bool{} // msg IDs every created-subscribed group must dead-letter
 	for _, m := range ps {
 		res, err := p.SendSync(ctx, mq.Outgoing{Topic: events.TopicOrder, Tag: m.tag, Keys: []string{"poison"}, Body: m.body})
 		if err != nil {
 			t.Fatalf("send poison %s: %v", m.name, err)
 		}
 		m.msgID = res.MsgID
+		if m.tag == events.TagCreated {
+			delivered[m.msgID] = true
+		}
 	}
 	r.load2(ctx, 40, 80)
 	r.verify(ctx)
 
-	// Every group subscribed to created: one permanent line per poison, no retry.
 	groups := []struct {
 		svc   *stack.Service
 		group string
 	}{{r.s.Order, "GID-order"}, {r.s.Inventory, "GID-inventory"}, {r.s.Payment, "GID-payment"}}
+	// The retries run on the broker's schedule, behind the good orders.
+	deadline := time.Now().Add(90 * time.Second)
+	for _, g := range groups {
+		for {
+			n, err := g.svc.Metric(ctx, g.svc.Name+"_messages_consumed_total", map[string]string{"group": g.group, "result": "dlq"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(n) >= len(delivered) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	// Every group subscribed to created: PoisonRetries+1 ERROR lines per
+	// poison (the last one result="dlq"), no transient retry.
 	for _, m := range ps {
 		for _, g := range groups {
 			lines := g.svc.Proc.Grep(`"msg_id":"` + m.msgID + `"`)
-			perm, retry := 0, 0
+			perm, dead, retry := 0, 0, 0
 			for _, l := range lines {
-				if strings.Contains(l, `"result":"permanent"`) && strings.Contains(l, `"level":"ERROR"`) {
+				switch {
+				case !strings.Contains(l, `"level":"ERROR"`):
+				case strings.Contains(l, `"result":"permanent"`):
 					perm++
+				case strings.Contains(l, `"result":"dlq"`):
+					dead++
 				}
 				if strings.Contains(l, `"result":"retry"`) || strings.Contains(l, `"result":"panic"`) {
 					retry++
 				}
 			}
-			wantPerm := 1
-			if m.tag != events.TagCreated {
-				wantPerm = 0 // filtered by tag: never delivered
+			wantPerm, wantDead := mq.PoisonRetries, 1
+			if !delivered[m.msgID] {
+				wantPerm, wantDead = 0, 0 // filtered by tag: never delivered
 			}
-			if perm != wantPerm || retry != 0 {
-				t.Errorf("%s (%s) in %s: %d permanent ERROR lines, %d retried, want %d and 0; lines:\n%s",
-					m.name, m.msgID, g.group, perm, retry, wantPerm, strings.Join(lines, "\n"))
+			if perm != wantPerm || dead != wantDead || retry != 0 {
+				t.Errorf("%s (%s) in %s: %d permanent, %d dlq, %d transient ERROR lines, want %d, %d and 0; lines:\n%s",
+					m.name, m.msgID, g.group, perm, dead, retry, wantPerm, wantDead, strings.Join(lines, "\n"))
 			}
 		}
 	}
 	for _, g := range groups {
-		n, err := g.svc.Metric(ctx, g.svc.Name+"_messages_consumed_total", map[string]string{"group": g.group, "result": "permanent"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != 3 {
-			t.Errorf("%s_messages_consumed_total{group=%q,result=\"permanent\"} = %.0f, want 3", g.svc.Name, g.group, n)
+		for result, want := range map[string]int{"permanent": mq.PoisonRetries * len(delivered), "dlq": len(delivered)} {
+			n, err := g.svc.Metric(ctx, g.svc.Name+"_messages_consumed_total", map[string]string{"group": g.group, "result": result})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(n) != want {
+				t.Errorf("%s_messages_consumed_total{group=%q,result=%q} = %.0f, want %d", g.svc.Name, g.group, result, n, want)
+			}
 		}
 		if r.s.Embedded {
 			dlq, err := r.s.DLQ(ctx, g.group)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(dlq) != 0 {
-				t.Errorf("DLQ of %s has %d messages, want 0 (permanent failures are acked)", g.group, len(dlq))
+			got := map[string]bool{}
+			for _, d := range dlq {
+				got[d.MsgID] = true
+			}
+			if len(dlq) != len(delivered) || !maps.Equal(got, delivered) {
+				t.Errorf("DLQ of %s = %+v, want the %d poison messages %v", g.group, dlq, len(delivered), slices.Collect(maps.Keys(delivered)))
 			}
 		}
 	}
@@ -353,8 +386,8 @@ func chaosPoison(t *testing.T, bin *stack.Binaries) {
 			}
 		}
 	}
-	t.Logf("poison: %d messages (%s) → 3 permanent per group subscribed to created, unknown tag filtered, 0 retries, DLQ empty; 40 orders after them processed",
-		len(ps), names(ps))
+	t.Logf("poison: %d messages (%s) → per group subscribed to created: %d permanent deliveries each, then the DLQ; unknown tag filtered; 40 orders after them processed",
+		len(ps), names(ps), mq.PoisonRetries)
 }
 
 func names(ps []*poison) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -18,10 +19,17 @@ import (
 	"seckill/pkg/config"
 )
 
-// ErrPermanent marks a message that can never succeed (malformed, invalid).
-// A handler error wrapping it is logged at Error with the body, counted and
-// acked: no retry.
+// ErrPermanent marks a poison message: one that retrying cannot fix
+// (malformed, invalid, unknown tag or version). A handler error wrapping it is
+// logged at Error with the body and counted; the message is redelivered
+// PoisonRetries times (in case a deploy was half-way through), then moved
+// straight to %DLQ%<group> for inspection, and the queue keeps flowing.
 var ErrPermanent = errors.New("permanent failure")
+
+// PoisonRetries is how many times a message is redelivered after its handler
+// returned ErrPermanent before it goes to the DLQ. Transient errors use the
+// group's MaxReconsumeTimes (16 by default, RocketMQ's retry schedule).
+const PoisonRetries = 3
 
 // Message is a consumed message.
 type Message struct {
@@ -35,9 +43,10 @@ type Message struct {
 	BornAt         time.Time
 }
 
-// Handler handles one message. nil acks it; an error wrapping ErrPermanent
-// acks it after logging; any other error (or a panic) redelivers it later,
-// and after MaxReconsumeTimes RocketMQ moves it to %DLQ%<group>.
+// Handler handles one message. nil acks it; any error (or a panic)
+// redelivers it later, and after MaxReconsumeTimes RocketMQ moves it to
+// %DLQ%<group>; an error wrapping ErrPermanent gets PoisonRetries
+// redeliveries instead.
 type Handler func(ctx context.Context, m Message) error
 
 // Model is the message model of a consumer group.
@@ -63,8 +72,12 @@ type Subscription struct {
 	Orderly bool // one queue at a time, in queue order (clustering only)
 	// Rate is the most messages per second this process hands to the handler
 	// for the whole group; 0 = unlimited.
-	Rate              float64
-	MaxReconsumeTimes int32  // 0 = 16
+	Rate float64
+	// MaxReconsumeTimes bounds the redeliveries of a transiently failing
+	// message before the DLQ; 0 = 16 for concurrent groups and unlimited for
+	// orderly ones (as the Java client: an ordered stream must not get a
+	// hole because its database was down for a while).
+	MaxReconsumeTimes int32
 	InstanceName      string // prefix of the client instance name; empty: the group
 }
 
@@ -139,7 +152,13 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 		model = consumer.BroadCasting
 	}
 	maxReconsume := sub.MaxReconsumeTimes
-	if maxReconsume <= 0 {
+	switch {
+	case maxReconsume > 0:
+	case sub.Orderly:
+		// Not -1 (client-go's "unlimited"): one below MaxInt32 lets a poison
+		// message be sent to the DLQ by raising its count past it (dlq).
+		maxReconsume = math.MaxInt32 - 1
+	default:
 		maxReconsume = 16
 	}
 	opts := []consumer.Option{
@@ -226,9 +245,13 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		}
 		c.inflight.Add(1)
 		c.mu.Unlock()
-		ok := c.handle(me)
+		d := c.handle(me)
 		c.inflight.Done()
-		if !ok {
+		switch d {
+		case redeliver:
+			return retry, nil
+		case deadLetter:
+			c.dlq(ctx, me)
 			return retry, nil
 		}
 	}
@@ -252,9 +275,31 @@ func (c chanContext) Err() error {
 	}
 }
 
+// decision is what becomes of a handled message.
+type decision int
+
+const (
+	ack        decision = iota
+	redeliver           // later, through %RETRY%<group> (in place when orderly)
+	deadLetter          // straight to %DLQ%<group>
+)
+
+// dlq makes client-go send me to the DLQ instead of retrying it: delay level
+// -1 for a concurrent group (the broker dead-letters a send-back with a
+// negative level), and a reconsume count past the maximum for an orderly one.
+func (c *Consumer) dlq(ctx context.Context, me *primitive.MessageExt) {
+	if c.sub.Orderly {
+		me.ReconsumeTimes = math.MaxInt32
+		return
+	}
+	if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
+		cc.DelayLevelWhenNextConsume = -1
+	}
+}
+
 // handle runs the handler for one message and makes the ack/retry decision,
-// the only one in the system: true acks, false redelivers.
-func (c *Consumer) handle(me *primitive.MessageExt) (ack bool) {
+// the only one in the system.
+func (c *Consumer) handle(me *primitive.MessageExt) (d decision) {
 	msg := toMessage(me)
 	start := time.Now()
 	err := c.call(msg)
@@ -266,13 +311,15 @@ func (c *Consumer) handle(me *primitive.MessageExt) (ack bool) {
 	var panicked *panicError
 	switch {
 	case err == nil:
-		result, ack = resultOK, true
+		result, d = resultOK, ack
 	case errors.As(err, &panicked):
-		result, ack, level = resultPanic, false, slog.LevelError
+		result, d, level = resultPanic, redeliver, slog.LevelError
+	case errors.Is(err, ErrPermanent) && msg.ReconsumeTimes >= PoisonRetries:
+		result, d, level = resultDead, deadLetter, slog.LevelError
 	case errors.Is(err, ErrPermanent):
-		result, ack, level = resultPermanent, true, slog.LevelError
+		result, d, level = resultPermanent, redeliver, slog.LevelError
 	default:
-		result, ack, level = resultRetry, false, slog.LevelWarn
+		result, d, level = resultRetry, redeliver, slog.LevelWarn
 	}
 	c.m.consumedInc(c.sub.Group, msg.Topic, result)
 	attrs := []slog.Attr{
@@ -289,14 +336,14 @@ func (c *Consumer) handle(me *primitive.MessageExt) (ack bool) {
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
-	if result == resultPermanent || result == resultPanic {
+	if level == slog.LevelError {
 		attrs = append(attrs, slog.String("body", truncate(msg.Body, maxLoggedBody)))
 	}
 	if panicked != nil {
 		attrs = append(attrs, slog.String("stack", panicked.stack))
 	}
 	c.log.LogAttrs(c.handlerCtx, level, "message consumed", attrs...)
-	return ack
+	return d
 }
 
 type panicError struct {

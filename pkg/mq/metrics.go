@@ -16,6 +16,7 @@ const (
 	resultRetry     = "retry"
 	resultPermanent = "permanent"
 	resultPanic     = "panic"
+	resultDead      = "dlq" // a poison message past PoisonRetries, sent to %DLQ%<group>
 )
 
 // NewMetrics registers the message metrics of service on reg:
@@ -28,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 	m := &Metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: service + "_messages_consumed_total",
-			Help: "Messages handled by consumer group, topic and result (ok, retry, permanent, panic).",
+			Help: "Messages handled by consumer group, topic and result (ok, retry, permanent, dlq, panic).",
 		}, []string{"group", "topic", "result"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: service + "_messages_sent_total",

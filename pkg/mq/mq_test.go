@@ -142,24 +142,34 @@ func TestRouteDecodesFastjsonIntegerKeys(t *testing.T) {
 	}
 }
 
-// TestAckRetryDecision: nil and ErrPermanent ack (no retry message is ever
-// created), an error or a panic redelivers with ReconsumeTimes 1; orderly
-// groups retry in place.
+// TestAckRetryDecision: nil acks (no retry message is ever created); an
+// error or a panic redelivers with ReconsumeTimes 1; a poison message
+// (ErrPermanent every time) is redelivered PoisonRetries times and then goes
+// straight to %DLQ%<group>; orderly groups retry in place.
 func TestAckRetryDecision(t *testing.T) {
 	errBoom := errors.New("boom")
+	poison := func() error { return fmt.Errorf("decode: %w: bad json", ErrPermanent) }
 	tests := []struct {
 		name      string
 		orderly   bool
-		first     func() error // first delivery; later ones succeed
+		fail      func() error // the result of a failing delivery
+		fails     int          // deliveries that fail before one succeeds; -1: all
 		want      []int32      // ReconsumeTimes of each delivery
 		wantRetry bool         // a copy goes to %RETRY%<group>
-		result    string       // metric result of the first delivery
+		wantDLQ   bool         // the message ends in %DLQ%<group>
+		results   map[string]float64
 	}{
-		{"nil acks", false, func() error { return nil }, []int32{0}, false, resultOK},
-		{"error redelivers", false, func() error { return errBoom }, []int32{0, 1}, true, resultRetry},
-		{"permanent acks", false, func() error { return fmt.Errorf("decode: %w: bad json", ErrPermanent) }, []int32{0}, false, resultPermanent},
-		{"panic redelivers", false, func() error { panic("handler bug") }, []int32{0, 1}, true, resultPanic},
-		{"orderly error retried in place", true, func() error { return errBoom }, []int32{0, 1}, false, resultRetry},
+		{"nil acks", false, nil, 0, []int32{0}, false, false, map[string]float64{resultOK: 1}},
+		{"error redelivers", false, func() error { return errBoom }, 1, []int32{0, 1}, true, false,
+			map[string]float64{resultRetry: 1, resultOK: 1}},
+		{"poison retried then dead-lettered", false, poison, -1, []int32{0, 1, 2, 3}, true, true,
+			map[string]float64{resultPermanent: PoisonRetries, resultDead: 1}},
+		{"panic redelivers", false, func() error { panic("handler bug") }, 1, []int32{0, 1}, true, false,
+			map[string]float64{resultPanic: 1, resultOK: 1}},
+		{"orderly error retried in place", true, func() error { return errBoom }, 1, []int32{0, 1}, false, false,
+			map[string]float64{resultRetry: 1, resultOK: 1}},
+		{"orderly poison retried in place then dead-lettered", true, poison, -1, []int32{0, 1, 2, 3}, false, true,
+			map[string]float64{resultPermanent: PoisonRetries, resultDead: 1}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,8 +188,8 @@ func TestAckRetryDecision(t *testing.T) {
 			var got deliveries
 			subscribe(t, cfg, Subscription{Group: group, Topics: []TopicTag{{topic, "*"}}, Orderly: tc.orderly},
 				func(ctx context.Context, msg Message) error {
-					if got.add(msg) == 1 {
-						return tc.first()
+					if n := got.add(msg); tc.fails < 0 || n <= tc.fails {
+						return tc.fail()
 					}
 					return nil
 				}, m)
@@ -194,15 +204,23 @@ func TestAckRetryDecision(t *testing.T) {
 			waitFor(t, 30*time.Second, "committed offset", func() bool { return srv.ConsumerOffset(group, topic, 0) >= 1 })
 			if !tc.wantRetry {
 				if n := len(srv.Messages("%RETRY%"+group)) + srv.PendingDelayed(); n != 0 {
-					t.Errorf("%d retry messages for an acked message, want 0", n)
+					t.Errorf("%d retry messages, want 0", n)
 				}
 			}
-			waitFor(t, 30*time.Second, "all deliveries", func() bool { return len(got.get("k")) >= len(tc.want) })
+			if tc.wantDLQ {
+				waitFor(t, 30*time.Second, "dead letter", func() bool { return len(srv.Messages("%DLQ%"+group)) == 1 })
+			}
+			time.Sleep(200 * time.Millisecond) // a wrong extra delivery would show up here
 			if d := got.get("k"); !slices.Equal(d, tc.want) {
 				t.Errorf("ReconsumeTimes of deliveries = %v, want %v", d, tc.want)
 			}
-			if v := testutil.ToFloat64(m.consumed.WithLabelValues(group, topic, tc.result)); v != 1 {
-				t.Errorf("consumed_total{result=%s} = %v, want 1", tc.result, v)
+			if n := len(srv.Messages("%DLQ%" + group)); !tc.wantDLQ && n != 0 {
+				t.Errorf("%d messages in the DLQ, want 0", n)
+			}
+			for result, want := range tc.results {
+				if v := testutil.ToFloat64(m.consumed.WithLabelValues(group, topic, result)); v != want {
+					t.Errorf("consumed_total{result=%s} = %v, want %v", result, v, want)
+				}
 			}
 		})
 	}

@@ -16,8 +16,8 @@
 //
 // Redis and the database can disagree only through a bug or a lost Redis: a
 // created event the database stock cannot cover is recorded as refused
-// (applied = 0), logged at Error and acked as permanent (retrying cannot make
-// room), so the database never oversells and its close is a no-op.
+// (applied = 0), logged at Error and dead-lettered as permanent (retrying
+// cannot make room), so the database never oversells and its close is a no-op.
 //
 // Per-user limit: a closed order gives its units back to the user's count in
 // the users hash as well as to the stock (the user ID comes from the deduct

@@ -27,7 +27,8 @@ func NewLedger(store *Store, m *Metrics, log *slog.Logger) *Ledger {
 }
 
 // Handle appends one movement. nil acks; an error wrapping mq.ErrPermanent is
-// logged and acked by pkg/mq; any other error suspends the queue and retries.
+// logged and, after mq.PoisonRetries, dead-lettered by pkg/mq; any other
+// error suspends the queue and retries until it succeeds.
 func (l *Ledger) Handle(ctx context.Context, m mq.Message) error {
 	var ev events.StockMovement
 	if err := json.Unmarshal(m.Body, &ev); err != nil {

@@ -53,7 +53,8 @@ func NewReserver(store *Store, rdb redis.UniversalClient, producer *mq.Producer,
 }
 
 // Handle applies one order event. nil acks; an error wrapping mq.ErrPermanent
-// is logged and acked by pkg/mq; any other error is redelivered.
+// is logged and, after mq.PoisonRetries, dead-lettered by pkg/mq; any other
+// error is redelivered.
 func (r *Reserver) Handle(ctx context.Context, m mq.Message) error {
 	switch m.Tag {
 	case events.TagCreated:
@@ -102,7 +103,7 @@ func (r *Reserver) created(ctx context.Context, m mq.Message) error {
 		default:
 			// Redis accepted a reservation the database cannot cover: the
 			// copies disagree. Retrying cannot fix that, so the event is
-			// recorded, acked, logged at Error and counted (pkg/mq).
+			// recorded, logged at Error, counted and dead-lettered (pkg/mq).
 			return fmt.Errorf("order %s wants %d of %s: %w: %w", ev.OrderID, ev.Quantity, ev.ProductID, ErrRefused, mq.ErrPermanent)
 		}
 	}

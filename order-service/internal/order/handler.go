@@ -74,8 +74,8 @@ func NewHandler(gdb *gorm.DB, producer *mq.Producer, timeoutLevel int, log *slog
 }
 
 // Apply handles GID-order (tags created, paid, shipped). nil acks; an error
-// wrapping mq.ErrPermanent is logged and acked by pkg/mq; any other error is
-// redelivered.
+// wrapping mq.ErrPermanent is logged and, after mq.PoisonRetries,
+// dead-lettered by pkg/mq; any other error is redelivered.
 func (h *Handler) Apply(ctx context.Context, m mq.Message) error {
 	switch m.Tag {
 	case events.TagCreated:

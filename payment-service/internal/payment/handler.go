@@ -34,7 +34,8 @@ func NewHandler(gdb *gorm.DB, log *slog.Logger, metrics *Metrics) *Handler {
 }
 
 // Handle applies one message. nil acks; an error wrapping mq.ErrPermanent
-// (malformed event, unexpected tag) is logged and acked by pkg/mq; any other
+// (malformed event, unexpected tag) is logged and, after mq.PoisonRetries,
+// dead-lettered by pkg/mq; any other
 // error is redelivered, including a closed event whose created event is not
 // applied yet.
 func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
