@@ -23,7 +23,11 @@
 //
 // Storage is in memory with a per-queue retention bound
 // (Options.RetainPerQueue); Options.DataDir adds an append-only log that a
-// restart replays (persist.go). All state is guarded by one mutex (held only
+// restart replays (persist.go). The log is rewritten to the retained state
+// at start and in the background whenever it has doubled since the last
+// rewrite (compact.go, Options.LogCompactMinBytes), so disk stays bounded
+// by retention like memory, and a process killed at any point, mid-rewrite
+// included, keeps every acknowledged message and committed offset. All state is guarded by one mutex (held only
 // for in-memory work; profiles show no contention on it); each request runs
 // in its own goroutine, so a held pull never blocks other requests.
 package testbroker

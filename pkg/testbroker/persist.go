@@ -25,9 +25,10 @@ package testbroker
 // checksum or has an impossible length ends the replay: the file is
 // truncated there with a Warn log line (a torn tail after a crash) and the
 // broker starts with what came before it. The replayed state is then
-// written to a fresh log (temp file + rename), so the file shrinks back to
-// what retention keeps at every start. While running the log only grows:
-// memory stays bounded by retention, disk until the next start.
+// written to a fresh log (temp file + rename), and while running the log is
+// rewritten the same way in the background whenever it has doubled since
+// the last rewrite (compact.go), so disk stays bounded by retention like
+// memory.
 // Transaction check counts are not logged (a restart checks halves again
 // from zero). A delayed message whose delivery record was cut off by the
 // torn tail is delivered again (at least once, like a producer retry).
@@ -42,7 +43,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 )
@@ -77,6 +77,11 @@ type persister struct {
 	buf     []byte
 	syncAll bool
 	err     error // first write error; every later flush reports it
+
+	size        int64         // bytes in f
+	base        int64         // size right after the last compaction
+	compactAt   int64         // Options.LogCompactMinBytes; ≤ 0: only at start
+	compactWake chan struct{} // asks compactLoop for a rewrite
 }
 
 // record frames one record into p.buf; fill appends the payload after the
@@ -101,7 +106,9 @@ func (p *persister) flush() error {
 	if p.err != nil || len(p.buf) == 0 {
 		return p.err
 	}
-	if _, err := p.f.Write(p.buf); err != nil {
+	n, err := p.f.Write(p.buf)
+	p.size += int64(n)
+	if err != nil {
 		p.err = fmt.Errorf("write %s: %w", p.path, err)
 		return p.err
 	}
@@ -115,6 +122,12 @@ func (p *persister) flush() error {
 		p.buf = nil
 	} else {
 		p.buf = p.buf[:0]
+	}
+	if p.compactAt > 0 && p.size >= p.compactAt && p.size >= 2*p.base {
+		select {
+		case p.compactWake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -155,12 +168,14 @@ func (s *Server) logTopicLocked(t *topic) {
 	if s.persist == nil {
 		return
 	}
-	s.persist.record(recTopic, func(b []byte) []byte {
-		b = appendStr(b, t.name)
-		b = binary.BigEndian.AppendUint32(b, uint32(t.readQueues))
-		b = binary.BigEndian.AppendUint32(b, uint32(t.writeQueues))
-		return binary.BigEndian.AppendUint32(b, uint32(t.perm))
-	})
+	s.persist.record(recTopic, func(b []byte) []byte { return appendTopicRecord(b, t.name, t.readQueues, t.writeQueues, t.perm) })
+}
+
+func appendTopicRecord(b []byte, name string, read, write, perm int) []byte {
+	b = appendStr(b, name)
+	b = binary.BigEndian.AppendUint32(b, uint32(read))
+	b = binary.BigEndian.AppendUint32(b, uint32(write))
+	return binary.BigEndian.AppendUint32(b, uint32(perm))
 }
 
 func (s *Server) logTopicDeleteLocked(name string) {
@@ -217,7 +232,7 @@ func (s *Server) flushLog() error {
 	return err
 }
 
-// --- open, replay, compact ---
+// --- open and replay (compaction: compact.go) ---
 
 // openDataDir replays DataDir's log into s (before any goroutine runs),
 // rewrites it compacted and leaves it open for appends.
@@ -237,7 +252,13 @@ func (s *Server) openDataDir() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
-	s.persist = &persister{f: f, path: path, syncAll: s.opts.SyncEveryWrite}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	s.persist = &persister{f: f, path: path, syncAll: s.opts.SyncEveryWrite,
+		size: st.Size(), base: st.Size(), compactAt: s.opts.LogCompactMinBytes, compactWake: make(chan struct{}, 1)}
 	s.onAppend = s.logMessageLocked
 	return nil
 }
@@ -417,95 +438,6 @@ func (s *Server) replayMessage(st *replayState, m *message, flags byte, due int6
 	case m.topic == halfTopic:
 		st.halves[m.commitLogOffset] = m
 	}
-}
-
-// compact writes the current state to a fresh log and renames it over path.
-func (s *Server) compact(path string) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	p := &persister{f: f, path: tmp}
-	p.buf = append(p.buf, logMagic...)
-	write := func() error {
-		if len(p.buf) < 1<<20 {
-			return nil
-		}
-		return p.flush()
-	}
-	p.record(recNextCommitLog, func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, uint64(s.nextCommitLog)) })
-	for _, t := range s.topics {
-		p.record(recTopic, func(b []byte) []byte {
-			b = appendStr(b, t.name)
-			b = binary.BigEndian.AppendUint32(b, uint32(t.readQueues))
-			b = binary.BigEndian.AppendUint32(b, uint32(t.writeQueues))
-			return binary.BigEndian.AppendUint32(b, uint32(t.perm))
-		})
-	}
-	// Messages in commit-log order: the retained ones, plus pending delayed
-	// messages and halves that retention already dropped from their queue.
-	type entry struct {
-		m     *message
-		flags byte
-		due   int64
-	}
-	var all []entry
-	pendingDue := map[*message]int64{}
-	for _, d := range s.delayed {
-		pendingDue[d.msg] = d.due.UnixMilli()
-	}
-	inQueue := map[*message]bool{}
-	for _, t := range s.topics {
-		for _, q := range t.queues {
-			for _, m := range q.msgs {
-				inQueue[m] = true
-				all = append(all, entry{m: m, due: pendingDue[m]})
-			}
-		}
-	}
-	for m, due := range pendingDue {
-		if !inQueue[m] {
-			all = append(all, entry{m: m, flags: msgDetached, due: due})
-		}
-	}
-	for _, h := range s.halves {
-		if !inQueue[h.msg] {
-			all = append(all, entry{m: h.msg, flags: msgDetached})
-		}
-	}
-	slices.SortFunc(all, func(a, b entry) int {
-		return int(min(max(a.m.commitLogOffset-b.m.commitLogOffset, -1), 1))
-	})
-	for _, e := range all {
-		p.record(recMessage, func(b []byte) []byte { return appendMessageRecord(b, e.m, e.flags, e.due) })
-		if err := write(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	for k, off := range s.offsets {
-		p.record(recOffset, func(b []byte) []byte { return appendOffsetRecord(b, k, off) })
-	}
-	if err := p.flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // decodeStored parses one message in the pull-body layout written by seal.

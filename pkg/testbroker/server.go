@@ -63,6 +63,13 @@ type Options struct {
 	// (a process crash loses nothing acknowledged; a machine crash may lose
 	// the last writes).
 	SyncEveryWrite bool
+	// LogCompactMinBytes: the DataDir log is rewritten to the live state
+	// at start and, in the background while running, whenever it is at
+	// least this large and has doubled since the last rewrite, so the file
+	// stays within about twice what retention keeps (compact.go; sends are
+	// not held up, a process killed mid-rewrite loses nothing it
+	// acknowledged). Default 64 MiB; negative rewrites at start only.
+	LogCompactMinBytes int64
 	// DelayScale multiplies delay-level durations: 1 (default) is real time,
 	// 0.01 makes level 3 (10 s) take 100 ms.
 	DelayScale float64
@@ -127,6 +134,9 @@ func (o *Options) setDefaults() {
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = DefaultMaxFrame
 	}
+	if o.LogCompactMinBytes == 0 {
+		o.LogCompactMinBytes = 64 << 20
+	}
 	if o.MaxPullHold <= 0 {
 		o.MaxPullHold = 15 * time.Second
 	}
@@ -175,6 +185,7 @@ type Server struct {
 	delayWake     chan struct{}
 	onAppend      func(*message) // persistence hook; nil in memory mode
 	persist       *persister     // the DataDir log; nil in memory mode
+	onCompactStep func(string)   // test hook at the steps of an online compaction (compact.go); set under mu
 	arena         []byte         // while a batch is stored: shared buffer for its encodings
 	faults        faultState
 
@@ -235,6 +246,10 @@ func Run(ctx context.Context, opts Options) (*Server, error) {
 	go s.acceptLoop(s.brLn)
 	go s.delayLoop()
 	go s.txCheckLoop()
+	if s.persist != nil {
+		s.wg.Add(1)
+		go s.compactLoop()
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
