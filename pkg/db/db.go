@@ -23,11 +23,20 @@ import (
 // Driver errors are translated (gorm.ErrDuplicatedKey for 1062), gorm's own
 // logger is silent (callers log what matters), and the pool is sized for a
 // service doing short transactions.
+//
+// Queries keep their parameters (callers never build SQL from values), but
+// the driver interpolates them into one text query (interpolateParams)
+// instead of preparing, executing and closing a server-side statement for
+// each one: one round trip instead of two plus a packet, about a third less
+// client CPU per handler transaction and less work for the server
+// (BenchmarkHandlerTx). The driver refuses interpolation for the multibyte
+// charsets where escaping is unsafe (BIG5, GBK, SJIS…); we use utf8mb4.
 func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
+	cfg.InterpolateParams = true
 	if cfg.DBName != "" {
 		if err := createDatabase(ctx, cfg); err != nil {
 			return nil, err
