@@ -37,6 +37,7 @@ var clientLog = &syncLogger{}
 
 type syncLogger struct{ mu sync.Mutex }
 
+//lint:ignore SA2001 the empty critical section is the point: a barrier for the race detector
 func (l *syncLogger) sync()                                  { l.mu.Lock(); l.mu.Unlock() }
 func (l *syncLogger) Debug(string, map[string]interface{})   { l.sync() }
 func (l *syncLogger) Info(string, map[string]interface{})    { l.sync() }
