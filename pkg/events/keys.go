@@ -21,3 +21,9 @@ func IdempotencyKey(userID, key string) string { return "sk:idem:" + userID + ":
 
 // OutboxStream is the stream of created orders not yet handed to the broker.
 const OutboxStream = "sk:outbox"
+
+// LoadedKey is set by inventory-service once every product of its database
+// has its info hash in Redis. Missing means Redis lost its data (restarted
+// empty) or was never loaded: a product without an info hash may exist, so
+// order-service answers "retry later" rather than "unknown product".
+const LoadedKey = "sk:loaded"

@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
@@ -24,6 +26,12 @@ type Config struct {
 	boot.Common `yaml:",inline"` // httpAddr, mysqlDSN, consumeRate, rocketmq
 	boot.Redis  `yaml:",inline"` // redisAddr, redisDB
 	AdminToken  string           `yaml:"adminToken" json:"adminToken"`
+	// StockCheckInterval is how often every product's Redis keys are checked
+	// against the database (a lost product is rebuilt from it).
+	StockCheckInterval time.Duration `yaml:"stockCheckInterval" json:"stockCheckInterval"`
+	// StockRebuildGrace is how long a rebuild waits after the loss is seen
+	// before recording the broker's offsets (sends under way land first).
+	StockRebuildGrace time.Duration `yaml:"stockRebuildGrace" json:"stockRebuildGrace"`
 }
 
 func defaultConfig() Config {
@@ -53,7 +61,9 @@ func defaultConfig() Config {
 				},
 			},
 		},
-		Redis: boot.Redis{RedisAddr: "127.0.0.1:6379"},
+		Redis:              boot.Redis{RedisAddr: "127.0.0.1:6379"},
+		StockCheckInterval: time.Second,
+		StockRebuildGrace:  10 * time.Second,
 	}
 }
 
@@ -70,6 +80,8 @@ func loadConfig(o *config.Overrides) (Config, error) {
 		o.Int("REDIS_DB", &cfg.RedisDB)
 		o.Float("CONSUME_RATE", &cfg.ConsumeRate)
 		o.String("ADMIN_TOKEN", &cfg.AdminToken)
+		o.Duration("STOCK_CHECK_INTERVAL", &cfg.StockCheckInterval)
+		o.Duration("STOCK_REBUILD_GRACE", &cfg.StockRebuildGrace)
 		cfg.RocketMQ.ApplyEnv(o) // ROCKETMQ_NAMESRV, ROCKETMQ_ACCESS_KEY, ROCKETMQ_SECRET_KEY
 	})
 	if err != nil {
@@ -83,6 +95,12 @@ func (c Config) Validate() error {
 	errs := append(c.Common.Check(knownHandlers), c.Redis.Check()...)
 	if c.AdminToken == "" {
 		errs = append(errs, errors.New("adminToken: empty (set ADMIN_TOKEN)"))
+	}
+	if c.StockCheckInterval < 10*time.Millisecond || c.StockCheckInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("stockCheckInterval: %s out of [10ms, 1m]", c.StockCheckInterval))
+	}
+	if c.StockRebuildGrace <= 0 || c.StockRebuildGrace > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("stockRebuildGrace: %s out of (0, 10m]", c.StockRebuildGrace))
 	}
 	return errors.Join(errs...)
 }

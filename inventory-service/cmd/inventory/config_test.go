@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
@@ -33,7 +34,7 @@ rocketmq:
           handler: inventory.nope
 `)
 	unknownKey := write("unknown_key.yaml", "httpAdr: :1\n")
-	fileRate := write("rate.yaml", "consumeRate: 50\nredisDB: 3\n")
+	fileRate := write("rate.yaml", "consumeRate: 50\nredisDB: 3\nstockCheckInterval: 500ms\nstockRebuildGrace: 3s\n")
 
 	tests := []struct {
 		name     string
@@ -53,6 +54,10 @@ rocketmq:
 		{"unknown handler", map[string]string{"ADMIN_TOKEN": "t", "CONFIG_FILE": badHandler}, []string{"rocketmq.consumerGroups[0].consumers[0].handler"}},
 		{"unknown yaml key", map[string]string{"ADMIN_TOKEN": "t", "CONFIG_FILE": unknownKey}, []string{"httpAdr"}},
 		{"file values", map[string]string{"ADMIN_TOKEN": "t", "CONFIG_FILE": fileRate}, nil},
+		{"rebuild timings", map[string]string{"ADMIN_TOKEN": "t", "STOCK_CHECK_INTERVAL": "250ms", "STOCK_REBUILD_GRACE": "2s"}, nil},
+		{"bad check interval", map[string]string{"ADMIN_TOKEN": "t", "STOCK_CHECK_INTERVAL": "soon"}, []string{"STOCK_CHECK_INTERVAL"}},
+		{"check interval too short", map[string]string{"ADMIN_TOKEN": "t", "STOCK_CHECK_INTERVAL": "1ms"}, []string{"stockCheckInterval"}},
+		{"no grace", map[string]string{"ADMIN_TOKEN": "t", "STOCK_REBUILD_GRACE": "0s"}, []string{"stockRebuildGrace"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,8 +80,17 @@ func TestConfigDefaultsAndFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":8082" || cfg.ConsumeRate != 200 || len(cfg.RocketMQ.ConsumerGroups) != 2 {
-		t.Errorf("defaults = %+v, want :8082, rate 200, two groups", cfg)
+	if cfg.HTTPAddr != ":8082" || cfg.ConsumeRate != 200 || len(cfg.RocketMQ.ConsumerGroups) != 2 ||
+		cfg.StockCheckInterval != time.Second || cfg.StockRebuildGrace != 10*time.Second {
+		t.Errorf("defaults = %+v, want :8082, rate 200, two groups, stock check every 1s, rebuild grace 10s", cfg)
+	}
+	durations := filepath.Join(t.TempDir(), "durations.yaml")
+	if err := os.WriteFile(durations, []byte("stockCheckInterval: 500ms\nstockRebuildGrace: 3s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := loadConfig(config.NewOverridesFrom(map[string]string{"ADMIN_TOKEN": "t", "CONFIG_FILE": durations}))
+	if err != nil || fromFile.StockCheckInterval != 500*time.Millisecond || fromFile.StockRebuildGrace != 3*time.Second {
+		t.Errorf("loadConfig(%s) = interval %s grace %s (%v), want 500ms 3s", durations, fromFile.StockCheckInterval, fromFile.StockRebuildGrace, err)
 	}
 	g := cfg.RocketMQ.ConsumerGroups
 	if g[0].GroupID != "GID-inventory" || g[0].Consumers[0].Tag != "created || closed" || g[0].Consumers[0].Handler != handlerReserve ||

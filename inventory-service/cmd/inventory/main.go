@@ -5,10 +5,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sync/errgroup"
 
 	"seckill/inventory-service/internal/httpapi"
 	"seckill/inventory-service/internal/stock"
@@ -81,12 +84,39 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// closed producer.
 	defer consumers.Close()
 
+	// Redis may have lost its data while the service was down: the first
+	// check puts every product's info back (and the loaded marker) before
+	// anything is served; Run rebuilds what lacks stock.
+	backlog := stock.NewBacklog(mqCfg, reserveGroup(cfg))
+	rebuilder := stock.NewRebuilder(store, rdb, producer, backlog, m, log,
+		stock.RebuildOptions{Interval: cfg.StockCheckInterval, Grace: cfg.StockRebuildGrace})
+	if _, err := rebuilder.Check(ctx); err != nil {
+		return fmt.Errorf("check redis against the database: %w", err)
+	}
+
 	api := httpapi.New(stock.NewSales(store, rdb, producer, m, log), cfg.AdminToken, log)
 	engine := httpx.NewEngine(log, reg, service)
 	api.Register(engine)
-	if err := httpx.Serve(ctx, cfg.HTTPAddr, engine, log); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return rebuilder.Run(gctx) })
+	g.Go(func() error { return httpx.Serve(gctx, cfg.HTTPAddr, engine, log) })
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	log.InfoContext(ctx, "shutting down")
 	return nil
+}
+
+// reserveGroup is the consumer group of handler inventory.reserve, whose
+// progress a stock rebuild waits for (the default group when this replica
+// runs none: another one consumes it).
+func reserveGroup(cfg Config) string {
+	for _, g := range cfg.RocketMQ.ConsumerGroups {
+		for _, c := range g.Consumers {
+			if c.Handler == handlerReserve {
+				return g.GroupID
+			}
+		}
+	}
+	return defaultConfig().RocketMQ.ConsumerGroups[0].GroupID
 }

@@ -68,13 +68,17 @@ func newEnv(t *testing.T) *env {
 func (e *env) product(t *testing.T, stockN, limit int) string {
 	t.Helper()
 	id := testenv.Unique(t, "p")
-	t.Cleanup(func() {
-		e.rdb.Del(context.Background(), events.StockKey(id), events.InfoKey(id), events.UsersKey(id))
-	})
+	t.Cleanup(func() { e.rdb.Del(context.Background(), productKeys(id)...) })
 	if _, err := e.sales.Put(t.Context(), id, stock.Sale{Name: "t", PriceCents: 100, Stock: stockN, PerUserLimit: limit}); err != nil {
 		t.Fatalf("Put(%s) error = %v", id, err)
 	}
 	return id
+}
+
+// productKeys are every Redis key of a product: the shared ones and
+// inventory-service's stock generation and rebuild lock.
+func productKeys(id string) []string {
+	return []string{events.StockKey(id), events.InfoKey(id), events.UsersKey(id), "sk:{" + id + "}:gen", "sk:{" + id + "}:rebuild"}
 }
 
 // order is one accepted order as order-service would have reserved it.

@@ -12,6 +12,8 @@ type Metrics struct {
 	LedgerLines prometheus.Counter
 	SaleResets  prometheus.Counter
 	SoldOutSent *prometheus.CounterVec // sold_out
+	Rebuilds    *prometheus.CounterVec // result: done, cancelled, failed
+	Rebuilding  prometheus.Gauge
 }
 
 // NewMetrics registers the counters on reg.
@@ -41,8 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SoldOutSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inventory_soldout_published_total", Help: "SOLDOUT broadcasts sent.",
 		}, []string{"sold_out"}),
+		Rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inventory_stock_rebuilds_total", Help: "Redis stock rebuilds from the database after Redis lost a product, by result.",
+		}, []string{"result"}),
+		Rebuilding: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "inventory_stock_rebuilds_in_progress", Help: "Products whose Redis stock this replica is rebuilding (they take no orders).",
+		}),
 	}
 	reg.MustRegister(m.Deductions, m.Releases, m.GiveBacks, m.Skipped, m.Duplicates,
-		m.LedgerLines, m.SaleResets, m.SoldOutSent)
+		m.LedgerLines, m.SaleResets, m.SoldOutSent, m.Rebuilds, m.Rebuilding)
 	return m
 }

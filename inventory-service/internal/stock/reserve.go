@@ -168,7 +168,25 @@ func (r *Reserver) closed(ctx context.Context, m mq.Message) error {
 // redeliveries, and the movement's redis_applied flag covers them after the
 // record expired. The remaining gap is a crash between the script and Commit:
 // once the consuming claim expires the give-back would run again.
+//
+// While Redis lost the stock key, or when the key was rewritten whole since
+// the flag was read (a rebuild counts every release it finds in the database
+// and sets their flags before it writes the key), nothing is given back and
+// ErrStockRebuilding asks for a redelivery, which reads the flag again.
 func (r *Reserver) giveBack(ctx context.Context, rel Movement, log *slog.Logger) error {
+	// The generation is read before the flag: see giveback.lua.
+	gen, err := r.rdb.Get(ctx, genKey(rel.ProductID)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("give back order %s: read stock generation: %w", rel.OrderID, err)
+	}
+	cur, err := r.store.Movement(ctx, rel.OrderID, events.MovementRelease)
+	if err != nil {
+		return fmt.Errorf("give back order %s: %w", rel.OrderID, err)
+	}
+	if cur.RedisApplied {
+		log.InfoContext(ctx, "release already in the redis stock (given back, or counted by a stock rebuild)")
+		return nil
+	}
 	p, err := r.store.Product(ctx, rel.ProductID)
 	if err != nil {
 		return fmt.Errorf("give back order %s: %w", rel.OrderID, err)
@@ -192,10 +210,17 @@ func (r *Reserver) giveBack(ctx context.Context, rel Movement, log *slog.Logger)
 		return fmt.Errorf("claim redis give-back of order %s: %w", rel.OrderID, err)
 	}
 	before, err := giveBackScript.Run(ctx, r.rdb,
-		[]string{events.StockKey(rel.ProductID), events.UsersKey(rel.ProductID)},
-		rel.Quantity, rel.UserID).Int64()
-	if err != nil {
+		[]string{events.StockKey(rel.ProductID), events.UsersKey(rel.ProductID), genKey(rel.ProductID)},
+		rel.Quantity, rel.UserID, gen).Int64()
+	switch {
+	case err != nil:
 		err = fmt.Errorf("give back %d of %s in redis: %w", rel.Quantity, rel.ProductID, err)
+	case before == -1:
+		err = fmt.Errorf("give back %d of %s: stock key missing: %w", rel.Quantity, rel.ProductID, ErrStockRebuilding)
+	case before == -2:
+		err = fmt.Errorf("give back %d of %s: stock key rewritten meanwhile: %w", rel.Quantity, rel.ProductID, ErrStockRebuilding)
+	}
+	if err != nil {
 		if aerr := r.given.Abort(context.WithoutCancel(ctx), key); aerr != nil {
 			return errors.Join(err, fmt.Errorf("abort redis give-back claim: %w", aerr))
 		}
@@ -207,8 +232,6 @@ func (r *Reserver) giveBack(ctx context.Context, rel Movement, log *slog.Logger)
 	}
 	r.metrics.GiveBacks.Inc()
 	switch {
-	case before < 0:
-		log.WarnContext(ctx, "redis stock key missing; left to the rebuild from the database")
 	case before == 0:
 		if err := sendSoldOut(ctx, r.producer, r.metrics, rel.ProductID, false); err != nil {
 			return err

@@ -52,13 +52,17 @@ func (s *Sales) Product(ctx context.Context, productID string) (Product, error) 
 }
 
 // warm copies the product's sale into Redis in one MULTI: available stock,
-// price and limit, and no per-user counts (a new sale starts them over).
+// price and limit, and no per-user counts (a new sale starts them over). It
+// writes a new stock generation and deletes the rebuild lock: a rebuild of the
+// previous sale still under way cannot publish over it.
 func (s *Sales) warm(ctx context.Context, p Product) error {
 	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.Set(ctx, events.StockKey(p.ProductID), p.Available(), 0)
 		pipe.Del(ctx, events.InfoKey(p.ProductID))
 		pipe.HSet(ctx, events.InfoKey(p.ProductID), "price", p.PriceCents, "limit", p.PerUserLimit)
 		pipe.Del(ctx, events.UsersKey(p.ProductID))
+		pipe.Set(ctx, genKey(p.ProductID), newToken(), 0)
+		pipe.Del(ctx, lockKey(p.ProductID))
 		return nil
 	})
 	if err != nil {

@@ -37,6 +37,12 @@ var (
 	ErrRefused = errors.New("deduction exceeds the stock in the database")
 	// ErrInvariant: the database contradicts itself (a bug, not a transient state).
 	ErrInvariant = errors.New("stock invariant broken")
+	// ErrStockRebuilding: the product's Redis stock is missing or was
+	// rewritten while a give-back was prepared; the caller retries later.
+	ErrStockRebuilding = errors.New("redis stock being rebuilt")
+	// ErrSaleChanged: the product's sale was reset while its stock was being
+	// rebuilt; the sale start wrote Redis itself.
+	ErrSaleChanged = errors.New("sale reset during the stock rebuild")
 )
 
 // Product is a row of products: the truth of a product's current sale.
@@ -355,4 +361,91 @@ func (s *Store) LedgerSum(ctx context.Context, productID string, saleID int64) (
 		return 0, 0, fmt.Errorf("sum ledger of %s sale %d: %w", productID, saleID, err)
 	}
 	return r.Total, r.N, nil
+}
+
+// Products reads every product: each has a sale whose copy belongs in Redis.
+func (s *Store) Products(ctx context.Context) ([]Product, error) {
+	var ps []Product
+	if err := s.db.WithContext(ctx).Order("product_id").Find(&ps).Error; err != nil {
+		return nil, fmt.Errorf("read products: %w", err)
+	}
+	return ps, nil
+}
+
+// RebuildState is what a product's Redis copy is rebuilt from.
+type RebuildState struct {
+	Product Product
+	// Users maps each user to the units of the current sale deducted for
+	// them and not released (users at 0 are left out).
+	Users map[string]int
+	// Units is the sum over every user: equal to Product.Sold unless the
+	// database contradicts itself.
+	Units int
+	// Counted is how many releases this read found not yet given back in
+	// Redis and marked as given back: the rebuilt stock includes them.
+	Counted int64
+}
+
+// ReadRebuildState reads, consistently with products.sold, what the Redis copy
+// of the product's sale saleID is rebuilt from, and marks the sale's applied
+// releases as given back in Redis (the rebuilt stock includes them, so a
+// give-back still on its way must not add them again). check runs last,
+// inside the transaction: its error rolls everything back. ErrSaleChanged
+// when the product's sale is no longer saleID.
+func (s *Store) ReadRebuildState(ctx context.Context, productID string, saleID int64, check func(context.Context) error) (RebuildState, error) {
+	var st RebuildState
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Deduct and Release change sold and write their movement while they
+		// hold this lock, so the plain reads below (their snapshot is taken
+		// after it) see exactly the movements sold is made of. They lock
+		// nothing, and the update locks release rows by primary key only: a
+		// Release waiting here (it holds its deduct row) cannot deadlock.
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("product_id = ?", productID).Take(&st.Product).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("product %s: %w", productID, ErrUnknownProduct)
+		}
+		if err != nil {
+			return fmt.Errorf("lock product %s: %w", productID, err)
+		}
+		if st.Product.SaleID != saleID {
+			return fmt.Errorf("product %s sale %d, rebuilding %d: %w", productID, st.Product.SaleID, saleID, ErrSaleChanged)
+		}
+		var units []struct {
+			UserID string
+			Units  int
+		}
+		err = tx.Model(&Movement{}).
+			Select("user_id, SUM(CASE WHEN kind = ? THEN quantity ELSE -quantity END) AS units", events.MovementDeduct).
+			Where("product_id = ? AND sale_id = ? AND applied", productID, saleID).
+			Group("user_id").Scan(&units).Error
+		if err != nil {
+			return fmt.Errorf("per-user units of %s sale %d: %w", productID, saleID, err)
+		}
+		st.Users = make(map[string]int, len(units))
+		for _, u := range units {
+			st.Units += u.Units
+			if u.Units > 0 {
+				st.Users[u.UserID] = u.Units
+			}
+		}
+		var ids []int64
+		err = tx.Model(&Movement{}).
+			Where("product_id = ? AND sale_id = ? AND kind = ? AND applied AND NOT redis_applied", productID, saleID, events.MovementRelease).
+			Pluck("id", &ids).Error
+		if err != nil {
+			return fmt.Errorf("releases of %s sale %d: %w", productID, saleID, err)
+		}
+		if len(ids) > 0 {
+			res := tx.Model(&Movement{}).Where("id IN ?", ids).Update("redis_applied", true)
+			if res.Error != nil {
+				return fmt.Errorf("mark releases of %s counted: %w", productID, res.Error)
+			}
+			st.Counted = res.RowsAffected
+		}
+		return check(ctx)
+	})
+	if err != nil {
+		return RebuildState{}, err
+	}
+	return st, nil
 }
