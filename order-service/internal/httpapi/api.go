@@ -122,13 +122,21 @@ func (a *API) get(c *gin.Context) {
 	})
 }
 
+// retryAfter is the Retry-After of a 503: the stock of a product being
+// rebuilt and a broker hand-off are both worth retrying within seconds.
+const retryAfter = "1"
+
 // fail answers err: the one place errors become status codes.
 func (a *API) fail(c *gin.Context, err error) {
 	status, code, msg, result := classify(err)
 	if result != "" {
 		a.requests.WithLabelValues(result).Inc()
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// Expected while a dependency recovers; the request log has it at Warn.
+		c.Header("Retry-After", retryAfter)
+	case status >= 500:
 		a.log.ErrorContext(c.Request.Context(), "request failed", "path", c.FullPath(), "err", err)
 	}
 	httpx.Error(c, status, code, msg)
@@ -153,7 +161,7 @@ func classify(err error) (status int, code, msg, result string) {
 	case errors.Is(err, stock.ErrUnknownProduct):
 		return http.StatusNotFound, "unknown_product", "no sale for this product", "unknown_product"
 	case errors.Is(err, stock.ErrNotLoaded):
-		return http.StatusServiceUnavailable, "stock_unavailable", "stock of this product is being rebuilt; retry later", "unavailable"
+		return http.StatusServiceUnavailable, "stock_rebuilding", "stock of this product is being rebuilt; retry later", "rebuilding"
 	case errors.Is(err, intake.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "unavailable", "order not accepted; retry with the same Idempotency-Key", "unavailable"
 	case errors.Is(err, order.ErrNotFound), errors.Is(err, stock.ErrNotFound):

@@ -35,6 +35,7 @@ type fixture struct {
 	srv     *testbroker.Server
 	product string
 	stream  string
+	loaded  string // the loaded marker (events.LoadedKey in production)
 }
 
 // setup serves the API in mode with a product of `units` units at 250 cents
@@ -54,12 +55,13 @@ func setup(t testing.TB, mode string, units int) fixture {
 		t.Fatalf("NewProducer: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
-	product, stream := testenv.Unique(t, "p"), testenv.Unique(t, "outbox")
+	product, stream, loaded := testenv.Unique(t, "p"), testenv.Unique(t, "outbox"), testenv.Unique(t, "loaded")
 	ctx := t.Context()
 	rdb.Set(ctx, events.StockKey(product), units, time.Hour)
 	rdb.HSet(ctx, events.InfoKey(product), "price", 250, "limit", 2)
+	rdb.Set(ctx, loaded, "1", time.Hour)
 	t.Cleanup(func() {
-		rdb.Del(context.Background(), stream, events.StockKey(product), events.InfoKey(product), events.UsersKey(product))
+		rdb.Del(context.Background(), stream, loaded, events.StockKey(product), events.InfoKey(product), events.UsersKey(product))
 	})
 	var batcher *intake.Batcher
 	if mode == intake.ModeBatch {
@@ -69,16 +71,17 @@ func setup(t testing.TB, mode string, units int) fixture {
 		go func() { batcher.Run(bctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	r := stock.NewReserver(rdb, stock.Options{Outbox: mode == intake.ModeOutbox, Stream: stream, TTL: time.Minute})
+	r := stock.NewReserver(rdb, stock.Options{Outbox: mode == intake.ModeOutbox, Stream: stream, TTL: time.Minute, Loaded: loaded})
 	svc := intake.New(mode, r, stock.NewFlags(time.Minute), p, batcher, log)
 	reg := prometheus.NewRegistry()
 	e := httpx.NewEngine(log, reg, "order")
 	httpapi.New(svc, gdb, log, reg).Routes(e)
-	return fixture{h: e, rdb: rdb, db: gdb, srv: srv, product: product, stream: stream}
+	return fixture{h: e, rdb: rdb, db: gdb, srv: srv, product: product, stream: stream, loaded: loaded}
 }
 
 type response struct {
 	status int
+	header http.Header
 	body   map[string]any
 }
 
@@ -95,7 +98,7 @@ func (f fixture) do(t *testing.T, method, path, body string, hdr ...string) resp
 	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
 		t.Fatalf("%s %s: body %q is not a JSON object: %v", method, path, w.Body.String(), err)
 	}
-	return response{status: w.Code, body: m}
+	return response{status: w.Code, header: w.Header(), body: m}
 }
 
 func (f fixture) post(t *testing.T, body string, hdr ...string) response {
@@ -269,5 +272,47 @@ func TestCreateConcurrentNeverOversells(t *testing.T) {
 	}
 	if n := f.rdb.Get(t.Context(), events.StockKey(f.product)).Val(); n != "0" {
 		t.Errorf("stock = %s, want 0", n)
+	}
+}
+
+// After Redis lost its data, a product that exists is never answered 404:
+// 503 stock_rebuilding with a Retry-After until inventory-service has put it
+// back, whether only its stock is missing (being rebuilt) or everything is
+// (the loaded marker is gone too). Only with the marker back is a product
+// without info unknown.
+func TestCreateWhileStockRebuilding(t *testing.T) {
+	f := setup(t, intake.ModeOutbox, 5)
+	ctx := t.Context()
+	body := `{"user_id":"u1","product_id":"` + f.product + `","quantity":1}`
+	unknown := `{"user_id":"u1","product_id":"nope-` + f.product + `","quantity":1}`
+	steps := []struct {
+		name       string
+		change     func()
+		body       string
+		wantStatus int
+		wantCode   string
+	}{
+		{"stock being rebuilt", func() { f.rdb.Del(ctx, events.StockKey(f.product)) }, body, 503, "stock_rebuilding"},
+		{"redis restarted empty", func() { f.rdb.Del(ctx, events.InfoKey(f.product), f.loaded) }, body, 503, "stock_rebuilding"},
+		{"any product while nothing is loaded", func() {}, unknown, 503, "stock_rebuilding"},
+		{"info back, stock not yet", func() {
+			f.rdb.HSet(ctx, events.InfoKey(f.product), "price", 250, "limit", 2)
+			f.rdb.Set(ctx, f.loaded, "1", time.Hour)
+		}, body, 503, "stock_rebuilding"},
+		{"unknown product once loaded", func() {}, unknown, 404, "unknown_product"},
+		{"stock rebuilt", func() { f.rdb.Set(ctx, events.StockKey(f.product), 5, time.Hour) }, body, 202, ""},
+	}
+	for _, st := range steps {
+		st.change()
+		got := f.post(t, st.body)
+		if got.status != st.wantStatus || (st.wantCode != "" && got.body["error"] != st.wantCode) {
+			t.Fatalf("%s: POST = %d %v, want %d %s", st.name, got.status, got.body, st.wantStatus, st.wantCode)
+		}
+		if ra := got.header.Get("Retry-After"); (st.wantStatus == 503) != (ra != "") {
+			t.Errorf("%s: Retry-After = %q on a %d", st.name, ra, got.status)
+		}
+	}
+	if n, _ := f.rdb.Get(ctx, events.StockKey(f.product)).Int(); n != 4 {
+		t.Errorf("stock after one accepted order = %d, want 4", n)
 	}
 }

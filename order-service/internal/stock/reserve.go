@@ -21,8 +21,9 @@ var (
 	ErrSoldOut        = errors.New("sold out")
 	ErrLimitExceeded  = errors.New("per-user limit exceeded")
 	ErrUnknownProduct = errors.New("unknown product")
-	// ErrNotLoaded means the product is known but its stock is missing from
-	// Redis (e.g. Redis restarted empty); orders stop until it is rebuilt.
+	// ErrNotLoaded means the product's stock is not in Redis: Redis lost its
+	// data (restarted empty) and inventory-service is rebuilding it from the
+	// database. Orders for the product stop until it is back.
 	ErrNotLoaded = errors.New("stock not loaded")
 	// ErrNotFound is returned by Pending for an order without a reservation.
 	ErrNotFound = errors.New("reservation not found")
@@ -39,6 +40,9 @@ type Options struct {
 	Outbox bool          // also XADD the reservation to the outbox stream
 	Stream string        // outbox stream name; default events.OutboxStream
 	TTL    time.Duration // default DefaultTTL
+	// Loaded is the key inventory-service sets once every product is in
+	// Redis; default events.LoadedKey.
+	Loaded string
 }
 
 // Reserver runs the reservation script.
@@ -55,6 +59,9 @@ func NewReserver(rdb redis.UniversalClient, opts Options) *Reserver {
 	}
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultTTL
+	}
+	if opts.Loaded == "" {
+		opts.Loaded = events.LoadedKey
 	}
 	return &Reserver{rdb: rdb, script: redis.NewScript(reserveLua), opts: opts}
 }
@@ -87,7 +94,8 @@ type Reservation struct {
 // idempotency key (same key → same order, no second reservation), the per-user
 // limit, strict stock (never below 0), then the decrement, the order hash and,
 // in outbox mode, the outbox entry. Rejections wrap ErrSoldOut,
-// ErrLimitExceeded, ErrUnknownProduct or ErrNotLoaded.
+// ErrLimitExceeded, ErrUnknownProduct or ErrNotLoaded (the product's stock is
+// missing, or Redis lost every product: see Options.Loaded).
 func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error) {
 	idemKey, useIdem := "sk:idem:-", "0"
 	if req.IdempotencyKey != "" {
@@ -99,7 +107,7 @@ func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error
 	}
 	keys := []string{
 		events.StockKey(req.ProductID), events.InfoKey(req.ProductID), events.UsersKey(req.ProductID),
-		events.OrderKey(req.OrderID), idemKey, r.opts.Stream,
+		events.OrderKey(req.OrderID), idemKey, r.opts.Stream, r.opts.Loaded,
 	}
 	createdMS := req.Now.UnixMilli()
 	res, err := r.script.Run(ctx, r.rdb, keys,

@@ -2,12 +2,15 @@
 -- KEYS[1] stock (string int)      KEYS[2] info (hash price, limit)
 -- KEYS[3] users (hash user→units) KEYS[4] order hash
 -- KEYS[5] idempotency key         KEYS[6] outbox stream
+-- KEYS[7] loaded marker (set by inventory-service once every product's info is in Redis)
 -- ARGV[1] user_id  ARGV[2] product_id  ARGV[3] quantity  ARGV[4] order_id
 -- ARGV[5] created_at (unix ms)  ARGV[6] TTL seconds of the order hash and idempotency key
 -- ARGV[7] "1" when KEYS[5] is a real idempotency key  ARGV[8] "1" to XADD to the outbox
 -- Returns {code, order_id, remaining stock, amount_cents}; codes:
 -- 0 reserved, 1 sold out, 2 per-user limit, 3 unknown product, 4 idempotent replay,
--- 5 stock not loaded (product known, stock key missing: Redis lost its data).
+-- 5 stock not loaded: the product is known but its stock key is missing (being
+--   rebuilt from the database), or Redis lost its data and inventory-service has
+--   not put the products back yet (no info and no loaded marker).
 local ttl = tonumber(ARGV[6])
 if ARGV[7] == '1' then
   local prev = redis.call('GET', KEYS[5])
@@ -17,6 +20,9 @@ if ARGV[7] == '1' then
 end
 local info = redis.call('HMGET', KEYS[2], 'price', 'limit')
 if not info[1] then
+  if redis.call('EXISTS', KEYS[7]) == 0 then
+    return {5, '', -1, 0}
+  end
   return {3, '', -1, 0}
 end
 local stock = redis.call('GET', KEYS[1])

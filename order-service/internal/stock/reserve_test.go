@@ -53,9 +53,20 @@ func req(p, user string, qty int) stock.Request {
 }
 
 func newReserver(t *testing.T, rdb *redis.Client, outbox bool) (*stock.Reserver, string) {
-	stream := testenv.Unique(t, "outbox")
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
-	return stock.NewReserver(rdb, stock.Options{Outbox: outbox, Stream: stream, TTL: time.Minute}), stream
+	r, stream, _ := newReserverLoaded(t, rdb, outbox)
+	return r, stream
+}
+
+// newReserverLoaded is newReserver with a loaded marker of the test's own,
+// set as inventory-service sets events.LoadedKey; it returns its key too.
+func newReserverLoaded(t *testing.T, rdb *redis.Client, outbox bool) (r *stock.Reserver, stream, loaded string) {
+	t.Helper()
+	stream, loaded = testenv.Unique(t, "outbox"), testenv.Unique(t, "loaded")
+	if err := rdb.Set(t.Context(), loaded, "1", time.Hour).Err(); err != nil {
+		t.Fatalf("set loaded marker: %v", err)
+	}
+	t.Cleanup(func() { rdb.Del(context.Background(), stream, loaded) })
+	return stock.NewReserver(rdb, stock.Options{Outbox: outbox, Stream: stream, TTL: time.Minute, Loaded: loaded}), stream, loaded
 }
 
 func TestReserve(t *testing.T) {
@@ -100,22 +111,48 @@ func TestReserve(t *testing.T) {
 	}
 }
 
-func TestReserveUnknownProduct(t *testing.T) {
+// While Redis misses a product's stock (restarted empty, stock being
+// rebuilt by inventory-service) the script refuses with ErrNotLoaded and
+// writes nothing; only with the loaded marker set is a product without info
+// unknown.
+func TestReserveNotLoaded(t *testing.T) {
 	rdb := testenv.Redis(t)
-	r, _ := newReserver(t, rdb, true)
-	_, err := r.Reserve(t.Context(), req(testenv.Unique(t, "nope"), "u1", 1))
-	if !errors.Is(err, stock.ErrUnknownProduct) {
-		t.Fatalf("Reserve(unknown) error = %v, want %v", err, stock.ErrUnknownProduct)
+	tests := []struct {
+		name                      string
+		dropStock, dropInfo, lost bool
+		wantErr                   error
+	}{
+		{"stock being rebuilt", true, false, false, stock.ErrNotLoaded},
+		{"redis lost everything", true, true, true, stock.ErrNotLoaded},
+		{"unknown product", true, true, false, stock.ErrUnknownProduct},
 	}
-}
-
-func TestReserveStockNotLoaded(t *testing.T) {
-	rdb := testenv.Redis(t)
-	p := sale(t, rdb, 5, 100, 0)
-	rdb.Del(t.Context(), events.StockKey(p))
-	r, _ := newReserver(t, rdb, false)
-	if _, err := r.Reserve(t.Context(), req(p, "u1", 1)); !errors.Is(err, stock.ErrNotLoaded) {
-		t.Fatalf("Reserve without stock key error = %v, want %v", err, stock.ErrNotLoaded)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := sale(t, rdb, 5, 100, 0)
+			r, stream, loaded := newReserverLoaded(t, rdb, true)
+			ctx := t.Context()
+			if tc.dropStock {
+				rdb.Del(ctx, events.StockKey(p))
+			}
+			if tc.dropInfo {
+				rdb.Del(ctx, events.InfoKey(p))
+			}
+			if tc.lost {
+				rdb.Del(ctx, loaded)
+			}
+			o := req(p, "u1", 1)
+			o.IdempotencyKey = testenv.Unique(t, "k")
+			t.Cleanup(func() { rdb.Del(context.Background(), events.IdempotencyKey("u1", o.IdempotencyKey)) })
+			if _, err := r.Reserve(ctx, o); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Reserve(%s) error = %v, want %v", tc.name, err, tc.wantErr)
+			}
+			n, err := rdb.Exists(ctx, events.StockKey(p), events.UsersKey(p), events.OrderKey(o.OrderID),
+				events.IdempotencyKey("u1", o.IdempotencyKey), stream).Result()
+			if err != nil || n != 0 {
+				t.Errorf("keys written by a refused Reserve = %d (%v), want 0", n, err)
+			}
+		})
 	}
 }
 
