@@ -30,9 +30,17 @@ func newBucket(rate float64) *bucket {
 	return &bucket{rate: rate, burst: burst, tokens: 1, last: time.Now()}
 }
 
+// throttleTick quantizes wake-ups: waiters whose turn falls within the same
+// tick wake together at its end, so a throttled group's handlers run side by
+// side (at 200 msg/s, ten every 50 ms) and can share a database commit
+// (db.Group) instead of each paying for its own. The rate is unchanged; a
+// message waits at most one tick longer.
+const throttleTick = 50 * time.Millisecond
+
 // take waits for a token; it returns ctx.Err() if ctx ends first. Tokens
 // are reserved in arrival order (the balance may go negative), so waiters
-// sleep exactly until their turn instead of all waking on every token.
+// sleep until their turn (rounded up to the next tick) instead of all waking
+// on every token.
 func (b *bucket) take(ctx context.Context) error {
 	if b.rate <= 0 {
 		return nil
@@ -47,6 +55,8 @@ func (b *bucket) take(ctx context.Context) error {
 	if wait <= 0 {
 		return nil
 	}
+	at := now.Add(wait).Truncate(throttleTick).Add(throttleTick)
+	wait = at.Sub(now)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
