@@ -94,6 +94,11 @@ func (g *Group) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 	return r.err
 }
 
+// HandlerGroup is the Group a message handler uses: up to 16 transactions,
+// gathered for 2 ms. pkg/mq's throttle wakes a throttled group's handlers
+// together on 50 ms ticks, so they arrive within that window.
+func HandlerGroup(gdb *gorm.DB) *Group { return NewGroup(gdb, 16, 2*time.Millisecond) }
+
 // Stats returns the counts so far.
 func (g *Group) Stats() GroupStats {
 	g.mu.Lock()

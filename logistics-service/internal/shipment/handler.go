@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
@@ -20,6 +21,7 @@ const Consumer = "logistics"
 // Handler ships confirmed orders (handler logistics.ship).
 type Handler struct {
 	db       *gorm.DB
+	tx       *db.Group // handler transactions, committed together with concurrent ones
 	producer *mq.Producer
 	log      *slog.Logger
 	metrics  *Metrics
@@ -28,7 +30,7 @@ type Handler struct {
 // NewHandler returns the handler that records shipments in gdb and sends
 // shipped events through producer.
 func NewHandler(gdb *gorm.DB, producer *mq.Producer, log *slog.Logger, metrics *Metrics) *Handler {
-	return &Handler{db: gdb, producer: producer, log: log, metrics: metrics}
+	return &Handler{db: gdb, tx: db.HandlerGroup(gdb), producer: producer, log: log, metrics: metrics}
 }
 
 // Handle applies one confirmed event: one transaction claims the message ID
@@ -57,7 +59,7 @@ func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
 		s       Shipment
 		created bool
 	)
-	err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, Consumer, m.ID, ev.EventID); err != nil {
 			return err
 		}

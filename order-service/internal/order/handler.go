@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
@@ -59,6 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // events (timeout, confirmed, closed).
 type Handler struct {
 	db           *gorm.DB
+	tx           *db.Group // handler transactions, committed together with concurrent ones
 	producer     *mq.Producer
 	log          *slog.Logger
 	metrics      *Metrics
@@ -69,7 +71,7 @@ type Handler struct {
 // NewHandler returns a Handler; timeoutLevel is the RocketMQ delay level of
 // the pay-timeout message (1..18).
 func NewHandler(gdb *gorm.DB, producer *mq.Producer, timeoutLevel int, log *slog.Logger, m *Metrics) *Handler {
-	return &Handler{db: gdb, producer: producer, log: log, metrics: m, timeoutLevel: timeoutLevel,
+	return &Handler{db: gdb, tx: db.HandlerGroup(gdb), producer: producer, log: log, metrics: m, timeoutLevel: timeoutLevel,
 		now: func() time.Time { return time.Now().UTC() }}
 }
 
@@ -126,7 +128,7 @@ func (h *Handler) created(ctx context.Context, m mq.Message) error {
 		created = now
 	}
 	errExists := errors.New("order row exists")
-	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, consumerApply, m.ID, ev.EventID); err != nil {
 			return err
 		}
@@ -178,7 +180,7 @@ func (h *Handler) paid(ctx context.Context, m mq.Message) error {
 	}
 	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
 	won := false
-	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, consumerApply, m.ID, ev.EventID); err != nil {
 			return err
 		}
@@ -245,7 +247,7 @@ func (h *Handler) shipped(ctx context.Context, m mq.Message) error {
 	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
 	won := false
 	var o Order
-	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, consumerApply, m.ID, ev.EventID); err != nil {
 			return err
 		}
@@ -298,7 +300,7 @@ func (h *Handler) Timeout(ctx context.Context, m mq.Message) error {
 // is left alone. claimKeys, when given, are claimed in the same transaction.
 func (h *Handler) close(ctx context.Context, log *slog.Logger, orderID, reason, tag string, claimKeys ...string) error {
 	won := false
-	err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if len(claimKeys) > 0 {
 			if err := dedup.Claim(tx, consumerTimeout, claimKeys...); err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
@@ -24,13 +25,14 @@ const Consumer = "payment"
 // no claim behind.
 type Handler struct {
 	db      *gorm.DB
+	tx      *db.Group // handler transactions, committed together with concurrent ones
 	log     *slog.Logger
 	metrics *Metrics
 }
 
 // NewHandler returns the handler registered as payment.apply.
 func NewHandler(gdb *gorm.DB, log *slog.Logger, metrics *Metrics) *Handler {
-	return &Handler{db: gdb, log: log, metrics: metrics}
+	return &Handler{db: gdb, tx: db.HandlerGroup(gdb), log: log, metrics: metrics}
 }
 
 // Handle applies one message. nil acks; an error wrapping mq.ErrPermanent
@@ -68,7 +70,7 @@ func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
 func (h *Handler) created(ctx context.Context, m mq.Message, ev events.OrderCreated) error {
 	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
 	var created bool
-	err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, Consumer, m.ID, ev.EventID); err != nil {
 			return err
 		}
@@ -98,7 +100,7 @@ func (h *Handler) closed(ctx context.Context, m mq.Message, ev events.OrderClose
 		to      Status
 		changed bool
 	)
-	err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, Consumer, m.ID, ev.EventID); err != nil {
 			return err
 		}
