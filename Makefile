@@ -36,8 +36,9 @@ run: build
 
 # Every fault scenario of e2e/chaos_*_test.go (TestChaos): duplicate delivery,
 # dropped offset commits, SIGKILL of a consumer and of order-service, broker
-# restart with a data dir, MariaDB outage, poison messages, pay/timeout race,
-# SIGTERM under load, log secrets. `make test` runs only the fast ones (1, 4, 9).
+# restart with a data dir, MariaDB outage, Redis restarted empty, poison
+# messages, pay/timeout race, SIGTERM under load, log secrets. `make test`
+# runs only the fast ones (1, 4, 9).
 .PHONY: chaos
 chaos:
 	CHAOS=1 go test -count=1 -timeout 40m -run 'TestChaos' -v ./e2e/

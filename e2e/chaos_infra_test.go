@@ -3,13 +3,16 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"seckill/e2e/internal/stack"
+	"seckill/pkg/events"
 )
 
 // Scenario 5: the embedded broker (with a data dir) is SIGKILLed a third
@@ -123,5 +126,115 @@ func chaosLogSecrets(t *testing.T, bin *stack.Binaries) {
 		t.Errorf("PUT product with a wrong token = %v %v, want 401", resp, err)
 	}
 	r.verify(ctx)
+	r.noErrorLines()
+}
+
+// chaosRedisLostDB is scenario 7's Redis database index: its FLUSHDB must
+// not hit a stack of another test run using chaosRedisDB at the same time.
+const chaosRedisLostDB = 11
+
+// Scenario 7: Redis restarted empty. A first wave of buyers is accepted and
+// handed to the broker (the test waits for the outbox stream to drain, so no
+// 202 order is lost with Redis) while GID-inventory, throttled to 8 msg/s,
+// is far behind; then the stack's Redis database is flushed (on the shared
+// Redis, what a restart without its data looks like). The product must
+// answer 503 stock_rebuilding with a Retry-After (never 404, never 500)
+// until inventory-service has rebuilt its stock from the database, which
+// waits until GID-inventory has consumed every created event the broker
+// held. A replay of an Idempotency-Key accepted before the loss (the key is
+// gone with Redis) is refused by the per-user count rebuilt from the
+// database. A second wave of buyers, retrying on 503, then sells the product
+// out; the databases, Redis (available = DB available) and the verifier
+// agree with what the clients saw.
+func chaosRedisLost(t *testing.T, bin *stack.Binaries) {
+	const firstWave = 80
+	r := startChaos(t, bin, chaosConfig{stock: 100, buyers: 160, spread: 3 * time.Second, payEach: 2},
+		stack.Options{PayTimeoutLevel: 2, RedisDB: chaosRedisLostDB, ServiceEnv: map[string][]string{
+			"inventory": {"CONSUME_RATE=15", "STOCK_REBUILD_GRACE=2s"},
+		}})
+	ctx := t.Context()
+	r.loadRange(ctx, 0, firstWave)
+	eventually(t, 30*time.Second, "outbox stream drained", func() error {
+		if n, err := r.s.Redis.XLen(ctx, events.OutboxStream).Result(); err != nil || n != 0 {
+			return fmt.Errorf("%d entries (%v)", n, err)
+		}
+		return nil
+	})
+	lag := int64(-1)
+	if r.s.Embedded {
+		lag, _ = r.s.Lag(ctx, "GID-inventory")
+	}
+	atFlush := r.nAccepted.Load()
+	flushed := time.Now()
+	if err := r.s.Redis.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	probe := map[string]any{"user_id": "probe", "product_id": r.product, "quantity": 1}
+	resp, err := r.s.Order.Do(ctx, http.MethodPost, "/api/v1/orders", nil, probe)
+	if err != nil || resp.Status != http.StatusServiceUnavailable || resp.ErrorCode() != "stock_rebuilding" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("order right after Redis lost its data = %v (Retry-After %q) %v, want 503 stock_rebuilding with a Retry-After",
+			resp, resp.Header.Get("Retry-After"), err)
+	}
+
+	go r.load2(ctx, firstWave, r.cfg.buyers) // its buyers retry on 503
+	t.Cleanup(func() { <-r.acceptedSig })
+	eventually(t, 120*time.Second, "stock rebuilt by inventory-service", func() error {
+		n, err := r.s.Inventory.Metric(ctx, "inventory_stock_rebuilds_total", map[string]string{"result": "done"})
+		if err != nil || n < 1 {
+			return fmt.Errorf("%.0f rebuilds done (%v)", n, err)
+		}
+		return nil
+	})
+	rebuiltAfter := time.Since(flushed)
+
+	// A paid first-wave buyer replays its Idempotency-Key: the key is gone,
+	// the per-user count (rebuilt from the database) refuses a second order.
+	r.mu.Lock()
+	var replayUser string
+	for id, paid := range r.paid {
+		if paid {
+			replayUser = r.accepted[id]
+			break
+		}
+	}
+	r.mu.Unlock()
+	if replayUser == "" {
+		t.Fatal("no first-wave order paid by the time the stock was rebuilt")
+	}
+	resp, err = r.s.Order.Do(ctx, http.MethodPost, "/api/v1/orders", http.Header{"Idempotency-Key": {replayUser + "-1"}},
+		map[string]any{"user_id": replayUser, "product_id": r.product, "quantity": 1})
+	if err != nil || resp.Status != http.StatusConflict || resp.ErrorCode() != "limit_exceeded" {
+		t.Errorf("replay of %s's Idempotency-Key after the rebuild = %v %v, want 409 limit_exceeded", replayUser, resp, err)
+	}
+
+	<-r.acceptedSig
+	r.verify(ctx)
+	refused, err := r.s.Order.Metric(ctx, "order_requests_total", map[string]string{"result": "rebuilding"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown, err := r.s.Order.Metric(ctx, "order_requests_total", map[string]string{"result": "unknown_product"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused == 0 || unknown != 0 {
+		t.Errorf("order requests refused as rebuilding %.0f, as unknown product %.0f; want > 0 and 0", refused, unknown)
+	}
+	var rebuilt struct {
+		Sold, Available, Users int
+		Behind                 int64 `json:"behind_at_snapshot"`
+		WaitedMS               int64 `json:"waited_ms"`
+	}
+	lines := r.s.Inventory.Proc.Grep(`"msg":"stock rebuilt from the database"`)
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rebuilt) != nil {
+		t.Fatalf("inventory-service rebuild log lines = %q, want one", lines)
+	}
+	if rebuilt.Behind == 0 {
+		t.Errorf("the rebuild found GID-inventory past the snapshot at once: the wait for the backlog was not exercised")
+	}
+	t.Logf("redis lost after %d accepted orders (GID-inventory lag %d): 503 stock_rebuilding for %s (%.0f order requests refused, 0 unknown); "+
+		"rebuild waited %d ms (grace included) for %d ORDER messages below the snapshot, then sold %d available %d users %d",
+		atFlush, lag, rebuiltAfter.Round(time.Millisecond), refused,
+		rebuilt.WaitedMS, rebuilt.Behind, rebuilt.Sold, rebuilt.Available, rebuilt.Users)
 	r.noErrorLines()
 }

@@ -26,6 +26,7 @@ func chaosScenarios() []chaosScenario {
 		{"4_order_sigkill", true, chaosOrderKill},
 		{"5_broker_restart", false, chaosBrokerRestart},
 		{"6_mysql_outage", false, chaosMySQLOutage},
+		{"7_redis_lost", false, chaosRedisLost},
 		{"8_poison_messages", false, chaosPoison},
 		{"9_pay_timeout_race", true, chaosPayTimeoutRace},
 		{"10_sigterm_each_service", false, chaosSigterm},

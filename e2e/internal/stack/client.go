@@ -12,6 +12,7 @@ import (
 // Response is a service's HTTP answer.
 type Response struct {
 	Status int
+	Header http.Header
 	Body   []byte
 }
 
@@ -63,5 +64,5 @@ func (svc *Service) Do(ctx context.Context, method, path string, header http.Hea
 	if err != nil {
 		return Response{}, fmt.Errorf("read %s %s%s: %w", method, svc.Name, path, err)
 	}
-	return Response{Status: resp.StatusCode, Body: b}, nil
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }

@@ -33,6 +33,10 @@ type Options struct {
 	ConsumeRate int
 	// Env is added to every service's environment (KEY=value), e.g. ORDER_SEND_MODE=batch.
 	Env []string
+	// ServiceEnv is added to one service's environment after Env, by
+	// service name (order, payment, inventory, logistics); a later value of
+	// a key wins, e.g. {"inventory": {"CONSUME_RATE=10"}}.
+	ServiceEnv map[string][]string
 	// ReadyTimeout bounds the wait for every /healthz (default 60 s).
 	ReadyTimeout time.Duration
 	// BrokerDataDir, when set, is the embedded broker's -data-dir, so a
@@ -196,6 +200,7 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 			}
 		}
 		env = append(env, opts.Env...)
+		env = append(env, opts.ServiceEnv[svc.Name]...)
 		p, err := startProcess(svc.Name, bins[svc.Name], nil, env, filepath.Join(s.LogDir, svc.Name+".log"))
 		if err != nil {
 			t.Fatal(err)
