@@ -19,6 +19,12 @@
 // (applied = 0), logged at Error and dead-lettered as permanent (retrying
 // cannot make room), so the database never oversells and its close is a no-op.
 //
+// A lost Redis (restarted empty) is rebuilt from the database by the
+// Rebuilder (rebuild.go): the product's info first, its stock only once
+// GID-inventory has consumed every created event the broker held, with the
+// per-user counts; give-backs wait for it (giveback.lua). See docs/design.md,
+// "Redis restarted empty".
+//
 // Per-user limit: a closed order gives its units back to the user's count in
 // the users hash as well as to the stock (the user ID comes from the deduct
 // movement), so an unpaid, closed order does not count against the limit.
