@@ -5,7 +5,6 @@ import (
 	"flag"
 	"log/slog"
 	"os"
-	"time"
 
 	"seckill/pkg/httpx"
 	"seckill/pkg/logging"
@@ -19,8 +18,7 @@ type Config interface {
 }
 
 // Main is a service's main. It parses the flags, builds the JSON logger for
-// service (LOG_LEVEL; stdout behind a logging.Output: Info lines are written
-// every 100 ms, warnings and errors at once), and then:
+// service, and then:
 //
 //   - -check-config: load, validate and log the masked config as one JSON
 //     line ("config ok"); no connection is opened;
@@ -36,8 +34,7 @@ func Main[C Config](service string, load func() (C, error), run func(context.Con
 	healthcheck := flags.Bool("healthcheck", false, "probe this service's /healthz on HTTP_ADDR, exit 0 when healthy")
 	flags.Parse(os.Args[1:])
 
-	out := logging.NewOutput(os.Stdout, logFlushInterval)
-	log := logging.NewBuffered(out, service, logging.ParseLevel(os.Getenv("LOG_LEVEL")))
+	log := logging.New(service)
 	var err error
 	switch {
 	case *checkConfig:
@@ -49,15 +46,9 @@ func Main[C Config](service string, load func() (C, error), run func(context.Con
 	}
 	if err != nil {
 		LogErrors(log, service+"-service failed", err)
-	}
-	_ = out.Close() // os.Exit runs no defers
-	if err != nil {
 		os.Exit(1)
 	}
 }
-
-// logFlushInterval bounds how long an Info line waits in the log buffer.
-const logFlushInterval = 100 * time.Millisecond
 
 // CheckConfig loads the config and logs it masked ("config ok").
 func CheckConfig[C Config](log *slog.Logger, load func() (C, error)) error {
