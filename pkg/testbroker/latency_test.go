@@ -19,7 +19,9 @@ import (
 // each, the time from just before SendSync to the start of an unthrottled
 // push consumer's handler. It reports p50/p99/max in ms, the SendSync p99
 // (part of that) and store-p50/p99: from the broker's store timestamp to
-// the handler, the pull path alone (+≤1 ms, the timestamp is in ms). Use
+// the handler, the pull path alone (+≤1 ms, the timestamp is in ms), and
+// the process's CPU per message (client and broker: steadier than the
+// latencies on a loaded machine). Use
 // -benchtime 15000x for 3 s of load. Against a real broker when
 // ROCKETMQ_NAMESRV is set.
 func BenchmarkPullToHandlerLatency(b *testing.B) {
@@ -129,6 +131,7 @@ func BenchmarkPullToHandlerLatency(b *testing.B) {
 		}()
 	}
 	b.ResetTimer()
+	cpu := processCPU()
 	start := time.Now()
 	for i := range b.N {
 		// Pace to latencyRate: message i is due at start + i/rate.
@@ -147,6 +150,7 @@ func BenchmarkPullToHandlerLatency(b *testing.B) {
 		b.Fatalf("received %d of %d messages", len(latencies), b.N)
 	}
 	b.StopTimer()
+	reportCPU(b, cpu, b.N)
 	mu.Lock()
 	defer mu.Unlock()
 	slices.Sort(latencies)
