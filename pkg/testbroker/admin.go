@@ -62,7 +62,7 @@ func (s *Server) deleteTopicLocked(name string) {
 			delete(s.byCommitLog, m.commitLogOffset)
 		}
 		q.deleted = true
-		q.wakeLocked() // held pulls see deleted and answer 17
+		s.wakeLocked(q) // held pulls see deleted and answer 17
 	}
 	delete(s.topics, name)
 	s.logTopicDeleteLocked(name)

@@ -219,9 +219,20 @@ func appendOffsetRecord(b []byte, k offsetKey, off int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(off))
 }
 
-// flushLog writes buffered records; a failure is logged once per call site
-// by the caller's response (sends answer SYSTEM_ERROR).
+// flushLog writes buffered records, then sends the answers of the pulls
+// the logged changes released (deliverReady). A failure is logged here and
+// reported to the caller, whose response says so (sends answer
+// SYSTEM_ERROR).
 func (s *Server) flushLog() error {
+	if err := s.writeLog(); err != nil {
+		return err
+	}
+	s.deliverReady(nil, nil)
+	return nil
+}
+
+// writeLog writes buffered records (nothing in memory mode).
+func (s *Server) writeLog() error {
 	if s.persist == nil {
 		return nil
 	}

@@ -15,16 +15,19 @@ package testbroker
 //     nextBeginOffset past the last scanned message; scanned but none
 //     matched → 20 PULL_RETRY_IMMEDIATELY past the scanned range (at most
 //     800 scanned per pull).
-//   - nothing new and sysFlag&2 → held until an append to that queue, the
-//     suspend timeout (capped by Options.MaxPullHold), the connection closes
-//     or the server stops; then re-checked, else 19 PULL_NOT_FOUND with
-//     nextBeginOffset = the request offset.
+//   - nothing new and sysFlag&2 → held until an append to that queue
+//     answers it (the appending request sends that answer right after its
+//     log write, pullWaiter), the suspend timeout (capped by
+//     Options.MaxPullHold: 19 PULL_NOT_FOUND with nextBeginOffset = the
+//     request offset), the connection closes or the server stops.
 // Every answer carries nextBeginOffset, minOffset, maxOffset and
 // suggestWhichBrokerId "0" (client-go parses a missing one as 0).
 
 import (
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,8 +73,9 @@ func (s *Server) handlePull(c *conn, req *command) *command {
 }
 
 // startPull answers the pull when it can be answered now. Otherwise it
-// returns hold, which waits (on another goroutine: the reader must not
-// block) until the queue changes or the suspend timeout passes.
+// registers a pullWaiter on the queue and returns a func that holds (on
+// another goroutine: the reader must not block) until the pull is
+// answered or the suspend timeout passes.
 func (s *Server) startPull(c *conn, req *command) (*command, func() *command) {
 	group := req.ext("consumerGroup")
 	name := req.ext("topic")
@@ -110,42 +114,113 @@ func (s *Server) startPull(c *conn, req *command) (*command, func() *command) {
 		filter = s.subscriptionLocked(group, name)
 	}
 	q := t.queues[qid]
-	resp, notify := s.pullOnceLocked(req, q, offset, maxNums, filter)
-	s.mu.Unlock()
+	resp := s.pullOnceLocked(req, q, offset, maxNums, filter)
+	if resp == nil && suspend <= 0 {
+		resp = pullResponse(req, codePullNotFound, offset, q)
+	}
 	if resp != nil {
+		s.mu.Unlock()
 		return resp, nil
 	}
-	if suspend <= 0 {
-		return s.pullNotFound(req, q, offset), nil
-	}
+	w := &pullWaiter{c: c, req: req, q: q, offset: offset, maxNums: maxNums, filter: filter, done: make(chan struct{})}
+	q.waiters = append(q.waiters, w)
+	s.mu.Unlock()
 	s.flushLog() // the commit above must not wait for a held pull
-	return nil, func() *command {
-		timer := time.NewTimer(suspend)
-		defer timer.Stop()
-		for {
-			select {
-			case <-notify:
-			case <-timer.C:
-				return s.pullNotFound(req, q, offset)
-			case <-c.done:
-				return nil
-			case <-s.ctx.Done():
-				return nil
-			}
-			s.mu.Lock()
-			resp, notify = s.pullOnceLocked(req, q, offset, maxNums, filter)
-			s.mu.Unlock()
-			if resp != nil {
-				return resp
-			}
-		}
-	}
+	return nil, func() *command { return s.hold(w, suspend) }
 }
 
-func (s *Server) pullNotFound(req *command, q *queue, offset int64) *command {
+// pullWaiter is a pull held on a queue until an append (or a topic
+// deletion) lets pullOnceLocked answer it. wakeLocked answers it under
+// Server.mu and queues it on Server.ready; the goroutine that next writes
+// the log (flushLog, conn.flushInline) also sends the response, so a new
+// message reaches a waiting consumer without first waking another
+// goroutine. The pull's own goroutine (hold) handles the timeout, a closed
+// connection, and a response nobody else sent.
+type pullWaiter struct {
+	c       *conn
+	req     *command
+	q       *queue
+	offset  int64
+	maxNums int
+	filter  tagFilter
+	resp    *command      // the answer; set under Server.mu
+	done    chan struct{} // closed when resp is set
+	sent    atomic.Bool   // claimed by whoever writes resp
+}
+
+// wakeLocked answers the pulls held on q that can be answered now.
+func (s *Server) wakeLocked(q *queue) {
+	if len(q.waiters) == 0 {
+		return
+	}
+	kept := q.waiters[:0]
+	for _, w := range q.waiters {
+		resp := s.pullOnceLocked(w.req, q, w.offset, w.maxNums, w.filter)
+		if resp == nil {
+			kept = append(kept, w)
+			continue
+		}
+		w.resp = resp
+		close(w.done)
+		s.readyMu.Lock()
+		s.ready = append(s.ready, w)
+		s.readyMu.Unlock()
+	}
+	clear(q.waiters[len(kept):])
+	q.waiters = kept
+}
+
+// hold waits for w's answer, the suspend timeout (then 19), the
+// connection's end or the server's. It returns the response to write, or
+// nil when there is none or another goroutine sent it.
+func (s *Server) hold(w *pullWaiter, suspend time.Duration) *command {
+	timer := time.NewTimer(suspend)
+	defer timer.Stop()
+	timedOut := false
+	select {
+	case <-w.done:
+	case <-timer.C:
+		timedOut = true
+	case <-w.c.done:
+	case <-s.ctx.Done():
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return pullResponse(req, codePullNotFound, offset, q)
+	if w.resp == nil {
+		w.q.waiters = slices.DeleteFunc(w.q.waiters, func(o *pullWaiter) bool { return o == w })
+		var resp *command
+		if timedOut {
+			resp = pullResponse(w.req, codePullNotFound, w.offset, w.q)
+		}
+		s.mu.Unlock()
+		return resp
+	}
+	s.mu.Unlock()
+	if !w.sent.CompareAndSwap(false, true) {
+		return nil
+	}
+	return w.resp
+}
+
+// deliverReady sends the answers of pulls that appends released since the
+// last call, once the log holds those appends. Answers for connection c
+// are appended to out (its caller writes out); others are written unless
+// their connection's writer is backed up, in which case the pull's own
+// goroutine sends them.
+func (s *Server) deliverReady(c *conn, out []byte) []byte {
+	s.readyMu.Lock()
+	ready := s.ready
+	s.ready = nil
+	s.readyMu.Unlock()
+	for _, w := range ready {
+		if w.c == c {
+			if w.sent.CompareAndSwap(false, true) {
+				out = appendFrame(out, w.resp)
+			}
+			continue
+		}
+		w.c.writeClaimed(w.resp, &w.sent)
+	}
+	return out
 }
 
 func pullResponse(req *command, code int16, next int64, q *queue) *command {
@@ -157,18 +232,18 @@ func pullResponse(req *command, code int16, next int64, q *queue) *command {
 	return resp
 }
 
-// pullOnceLocked answers the pull if it can be answered now; otherwise it
-// returns the queue's notify channel to wait on.
-func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums int, filter tagFilter) (*command, <-chan struct{}) {
+// pullOnceLocked answers the pull if it can be answered now; nil means
+// nothing is there yet.
+func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums int, filter tagFilter) *command {
 	switch {
 	case q.deleted:
-		return newResponse(req, codeTopicNotExist, "topic deleted"), nil
+		return newResponse(req, codeTopicNotExist, "topic deleted")
 	case offset < q.min:
-		return pullResponse(req, codePullOffsetMoved, q.min, q), nil
+		return pullResponse(req, codePullOffsetMoved, q.min, q)
 	case offset > q.max():
-		return pullResponse(req, codePullOffsetMoved, q.max(), q), nil
+		return pullResponse(req, codePullOffsetMoved, q.max(), q)
 	case offset == q.max():
-		return nil, q.waitLocked()
+		return nil
 	}
 	var (
 		body    []byte
@@ -190,9 +265,9 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 		body = append(body, m.wire...)
 	}
 	if found == 0 {
-		return pullResponse(req, codePullRetryImmediately, next, q), nil
+		return pullResponse(req, codePullRetryImmediately, next, q)
 	}
 	resp := pullResponse(req, codeSuccess, next, q)
 	resp.Body = body
-	return resp, nil
+	return resp
 }

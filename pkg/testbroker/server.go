@@ -5,10 +5,13 @@ package testbroker
 // Run listens on two addresses, the name server and the broker. Both accept
 // every request code (client-go's name-server and broker codes do not
 // overlap); the route advertises the broker address as an IP literal.
-// Each connection has one reader goroutine; every request runs in its own
-// goroutine (a long-polled pull must not block the heartbeat or sends behind
-// it) and responses go out in any order; responses finished while another
-// is being written are combined into its next write (conn.write).
+// Each connection has one reader goroutine. Requests that never wait
+// (sends, offsets, routes, a pull answerable at once) run on it and their
+// response is written right after each (inlineOK); the rest (a held pull,
+// heartbeats, anything while a Pause/Latency fault is on) run in their own
+// goroutine, so a long-polled pull never blocks the requests behind it.
+// Responses go out in any order; responses finished while another is being
+// written are combined into its next write (conn.write).
 // Frames already read when the peer closes are still handled (client-go
 // flushes offsets with oneway frames right before closing). A frame longer
 // than Options.MaxFrame, shorter than 4 bytes or with an undecodable header
@@ -26,6 +29,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -185,6 +189,8 @@ type Server struct {
 	delayWake     chan struct{}
 	onAppend      func(*message) // persistence hook; nil in memory mode
 	persist       *persister     // the DataDir log; nil in memory mode
+	readyMu       sync.Mutex     // guards ready; taken inside mu or alone
+	ready         []*pullWaiter  // pulls answered by appends, to send after the log write (pull.go)
 	onCompactStep func(string)   // test hook at the steps of an online compaction (compact.go); set under mu
 	arena         []byte         // while a batch is stored: shared buffer for its encodings
 	faults        faultState
@@ -369,9 +375,15 @@ func (c *conn) serve() {
 	defer s.wg.Done()
 	log := s.log.With("remote", c.nc.RemoteAddr().String())
 	r := bufio.NewReaderSize(c.nc, 64<<10)
-	var out []byte // responses of inline requests, written once no whole frame is buffered
+	// out holds responses of inline requests. It is written after each
+	// request: holding it while later frames are processed delayed the
+	// first response by up to that whole backlog (a p99 of milliseconds
+	// under steady load). With SyncEveryWrite one fsync covers all buffered
+	// frames (group commit), so there it is written once no whole frame is
+	// buffered.
+	var out []byte
 	for {
-		if len(out) > 0 && (len(out) > 1<<20 || !frameBuffered(r)) {
+		if len(out) > 0 && (!s.opts.SyncEveryWrite || len(out) > 1<<20 || !frameBuffered(r)) {
 			if !c.flushInline(out) {
 				break
 			}
@@ -477,15 +489,16 @@ func (c *conn) dispatch(req *command) *command {
 }
 
 // flushInline writes the responses of inline requests after their state
-// changes reached the data-dir log (one log write for all of them). If the
+// changes reached the data-dir log (one log write for all of them), together
+// with the answers of pulls those changes released (deliverReady). If the
 // log write fails nothing is acknowledged: the connection closes and the
 // client's sends fail. It reports whether the connection is still usable.
 func (c *conn) flushInline(out []byte) bool {
-	if c.s.flushLog() != nil {
+	if c.s.writeLog() != nil {
 		c.nc.Close()
 		return false
 	}
-	c.writeRaw(out)
+	c.writeRaw(c.s.deliverReady(c, out))
 	return true
 }
 
@@ -529,12 +542,31 @@ func (s *Server) closeLog() {
 func (c *conn) write(cmd *command) { c.writeRaw(encodeFrame(cmd)) }
 
 // writeRaw writes encoded frames; it owns b afterwards.
-func (c *conn) writeRaw(b []byte) {
+func (c *conn) writeRaw(b []byte) { c.writeFrames(b, nil, nil) }
+
+// writeClaimed writes cmd only if it can do so without waiting for a
+// backed-up writer and wins claim (false → true) first; otherwise it
+// leaves cmd to whoever else may claim it.
+func (c *conn) writeClaimed(cmd *command, claim *atomic.Bool) { c.writeFrames(nil, cmd, claim) }
+
+// writeFrames writes b, or with a claim the encoding of cmd.
+func (c *conn) writeFrames(b []byte, cmd *command, claim *atomic.Bool) {
 	c.wmu.Lock()
 	// A peer that sends but does not read must not grow pending without
 	// bound: wait for the writer once maxPendingWrite bytes are queued.
 	for c.writing && len(c.pending) >= maxPendingWrite {
+		if claim != nil {
+			c.wmu.Unlock()
+			return
+		}
 		c.wcond.Wait()
+	}
+	if claim != nil {
+		if !claim.CompareAndSwap(false, true) {
+			c.wmu.Unlock()
+			return
+		}
+		b = encodeFrame(cmd) // only the claim's winner touches cmd
 	}
 	if c.writing {
 		c.pending = append(c.pending, b...)

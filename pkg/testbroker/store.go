@@ -3,7 +3,8 @@ package testbroker
 // Behavior: the in-memory message store. Every topic has queues; every queue
 // is a slice of sealed messages whose logical offsets run from min to max-1.
 // Appends assign the next logical offset, a broker-wide unique commit-log
-// offset and the store timestamp, then wake long-polled pulls on that queue.
+// offset and the store timestamp, then answer the pulls held on that queue
+// (pull.go).
 // When a queue holds more than Options.RetainPerQueue messages or more than
 // Options.RetainBytesPerQueue encoded bytes (always keeping the newest
 // message) the oldest are dropped (min advances), so memory stays flat under a long load; a pull
@@ -47,27 +48,11 @@ type queue struct {
 	msgs    []*message // msgs[i] has logical offset min+i
 	min     int64
 	bytes   int           // sum of len(wire) over msgs
-	notify  chan struct{} // made by a waiting pull, closed (and cleared) by the next append
+	waiters []*pullWaiter // pulls held until an append answers them (pull.go)
 	deleted bool          // its topic was deleted; pulls answer 17
 }
 
 func newQueue() *queue { return &queue{} }
-
-// wakeLocked wakes the pulls held on q.
-func (q *queue) wakeLocked() {
-	if q.notify != nil {
-		close(q.notify)
-		q.notify = nil
-	}
-}
-
-// waitLocked is the channel a pull holds on until q changes.
-func (q *queue) waitLocked() <-chan struct{} {
-	if q.notify == nil {
-		q.notify = make(chan struct{})
-	}
-	return q.notify
-}
 
 func (q *queue) max() int64 { return q.min + int64(len(q.msgs)) }
 
@@ -134,7 +119,7 @@ func (s *Server) appendLocked(t *topic, m *message) {
 	q.bytes += len(m.wire)
 	s.byCommitLog[m.commitLogOffset] = m
 	s.trimLocked(q)
-	q.wakeLocked()
+	s.wakeLocked(q)
 	if s.onAppend != nil {
 		s.onAppend(m)
 	}
