@@ -217,8 +217,12 @@ func chaosRedisLost(t *testing.T, bin *stack.Binaries) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if refused == 0 || unknown != 0 {
-		t.Errorf("order requests refused as rebuilding %.0f, as unknown product %.0f; want > 0 and 0", refused, unknown)
+	failed, err := r.s.Order.Metric(ctx, "order_requests_total", map[string]string{"result": "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused == 0 || unknown != 0 || failed != 0 {
+		t.Errorf("order requests refused as rebuilding %.0f, as unknown product %.0f, failed (500) %.0f; want > 0, 0, 0", refused, unknown, failed)
 	}
 	var rebuilt struct {
 		Sold, Available, Users int
@@ -232,7 +236,7 @@ func chaosRedisLost(t *testing.T, bin *stack.Binaries) {
 	if rebuilt.Behind == 0 {
 		t.Errorf("the rebuild found GID-inventory past the snapshot at once: the wait for the backlog was not exercised")
 	}
-	t.Logf("redis lost after %d accepted orders (GID-inventory lag %d): 503 stock_rebuilding for %s (%.0f order requests refused, 0 unknown); "+
+	t.Logf("redis lost after %d accepted orders (GID-inventory lag %d): 503 stock_rebuilding for %s (%.0f order requests refused, 0 unknown, 0 failed); "+
 		"rebuild waited %d ms (grace included) for %d ORDER messages below the snapshot, then sold %d available %d users %d",
 		atFlush, lag, rebuiltAfter.Round(time.Millisecond), refused,
 		rebuilt.WaitedMS, rebuilt.Behind, rebuilt.Sold, rebuilt.Available, rebuilt.Users)
