@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 )
@@ -108,13 +109,16 @@ func (LedgerEntry) TableName() string { return "stock_ledger" }
 // Store is inventory-service's access to its database. Every effect of a
 // consumed message is written in one transaction with its dedup claim.
 type Store struct {
-	db  *gorm.DB
+	db *gorm.DB
+	// tx commits the consumers' deductions and releases together with
+	// concurrent ones (db.Group); the ledger is orderly, one at a time.
+	tx  *db.Group
 	now func() time.Time
 }
 
 // NewStore returns a Store on gdb (opened with TranslateError, see pkg/db).
 func NewStore(gdb *gorm.DB) *Store {
-	return &Store{db: gdb, now: func() time.Time { return time.Now().UTC() }}
+	return &Store{db: gdb, tx: db.HandlerGroup(gdb), now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Sale is what an admin sets for a product's sale.
@@ -181,11 +185,13 @@ type Deduction struct {
 // movement either way. It returns the movement; dedup.ErrSeen when the message,
 // the event or the order's deduction was consumed before (nothing changed).
 func (s *Store) Deduct(ctx context.Context, d Deduction) (Movement, error) {
-	mv := Movement{
+	start := Movement{
 		OrderID: d.OrderID, Kind: events.MovementDeduct, ProductID: d.ProductID,
 		UserID: d.UserID, Quantity: d.Quantity, CreatedAt: s.now(),
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var mv Movement
+	err := s.tx.Transaction(ctx, func(tx *gorm.DB) error {
+		mv = start // the group may run this twice (db.Group)
 		if err := dedup.Claim(tx, ConsumerReserve, d.MsgID, d.EventID); err != nil {
 			return err
 		}
@@ -230,7 +236,7 @@ func (s *Store) Deduct(ctx context.Context, d Deduction) (Movement, error) {
 // when the deduction is not recorded yet; dedup.ErrSeen when consumed before.
 func (s *Store) Release(ctx context.Context, msgID, eventID, orderID string) (Movement, error) {
 	var rel Movement
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, ConsumerReserve, msgID, eventID); err != nil {
 			return err
 		}
