@@ -47,9 +47,9 @@ type Options struct {
 
 // Reserver runs the reservation script.
 type Reserver struct {
-	rdb    redis.UniversalClient
-	script *redis.Script
-	opts   Options
+	rdb  redis.UniversalClient
+	pipe *pipeline
+	opts Options
 }
 
 // NewReserver returns a Reserver on rdb.
@@ -63,7 +63,7 @@ func NewReserver(rdb redis.UniversalClient, opts Options) *Reserver {
 	if opts.Loaded == "" {
 		opts.Loaded = events.LoadedKey
 	}
-	return &Reserver{rdb: rdb, script: redis.NewScript(reserveLua), opts: opts}
+	return &Reserver{rdb: rdb, pipe: newPipeline(rdb, redis.NewScript(reserveLua)), opts: opts}
 }
 
 // Request is one order attempt.
@@ -110,9 +110,9 @@ func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error
 		events.OrderKey(req.OrderID), idemKey, r.opts.Stream, r.opts.Loaded,
 	}
 	createdMS := req.Now.UnixMilli()
-	res, err := r.script.Run(ctx, r.rdb, keys,
+	res, err := r.pipe.run(ctx, keys,
 		req.UserID, req.ProductID, req.Quantity, req.OrderID, createdMS,
-		int64(r.opts.TTL/time.Second), useIdem, outbox).Slice()
+		int64(r.opts.TTL/time.Second), useIdem, outbox)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %d of %s for %s: %w", req.Quantity, req.ProductID, req.UserID, err)
 	}

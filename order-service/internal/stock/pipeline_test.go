@@ -1,0 +1,90 @@
+package stock
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"seckill/pkg/testenv"
+)
+
+// echo returns its key and argument, so each caller can tell its own reply.
+var echo = redis.NewScript(`return {KEYS[1], ARGV[1]}`)
+
+func callAll(t *testing.T, p *pipeline, n int, ctxOf func(i int) context.Context) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			key, arg := fmt.Sprintf("k%d", i), fmt.Sprintf("a%d", i)
+			vals, err := p.run(ctxOf(i), []string{key}, arg)
+			switch {
+			case err != nil:
+				errs[i] = err
+			case len(vals) != 2 || vals[0] != key || vals[1] != arg:
+				errs[i] = fmt.Errorf("reply %v, want [%s %s]", vals, key, arg)
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// TestPipelineGroupsConcurrentCalls: every caller gets its own reply, and
+// concurrent calls share round trips.
+func TestPipelineGroupsConcurrentCalls(t *testing.T) {
+	p := newPipeline(testenv.Redis(t), echo)
+	const n = 500
+	for i, err := range callAll(t, p, n, func(int) context.Context { return t.Context() }) {
+		if err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if p.groups >= n {
+		t.Errorf("%d calls went out in %d groups, want fewer groups than calls", n, p.groups)
+	}
+	t.Logf("%d concurrent calls in %d pipelines", n, p.groups)
+}
+
+// TestPipelineReloadsFlushedScript: after SCRIPT FLUSH (Redis restarted) the
+// grouped EVALSHAs fail with NOSCRIPT and each call loads the script again.
+func TestPipelineReloadsFlushedScript(t *testing.T) {
+	rdb := testenv.Redis(t)
+	p := newPipeline(rdb, echo)
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range callAll(t, p, 100, func(int) context.Context { return t.Context() }) {
+		if err != nil {
+			t.Errorf("call %d after SCRIPT FLUSH: %v", i, err)
+		}
+	}
+}
+
+// TestPipelineCancelledCallersDoNotStall: callers that give up (some of them
+// while handed the next group) never leave the others waiting.
+func TestPipelineCancelledCallersDoNotStall(t *testing.T) {
+	p := newPipeline(testenv.Redis(t), echo)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	errs := callAll(t, p, 300, func(i int) context.Context {
+		if i%3 == 0 {
+			return cancelled
+		}
+		return t.Context()
+	})
+	for i, err := range errs {
+		if i%3 != 0 && err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running || len(p.pending) != 0 {
+		t.Errorf("after all calls returned: running %v, %d pending; want idle", p.running, len(p.pending))
+	}
+}
