@@ -42,6 +42,11 @@ type command struct {
 	Remark    string            `json:"remark"`
 	ExtFields map[string]string `json:"extFields"`
 	Body      []byte            `json:"-"`
+	// extPairs holds ext fields as key, value, key, value… without a map:
+	// what the JSON fast path decodes and what setExt adds to a response (a
+	// map per request and response was the broker's largest allocation).
+	// A later pair wins, as in a JSON object; pairs win over ExtFields.
+	extPairs []string
 }
 
 // jsonCommand mirrors command for decoding: language may be a string or a
@@ -63,7 +68,41 @@ var (
 
 func (c *command) isResponse() bool { return c.Flag&flagResponse != 0 }
 
-func (c *command) ext(key string) string { return c.ExtFields[key] }
+func (c *command) ext(key string) string {
+	v, _ := c.extValue(key)
+	return v
+}
+
+// extValue looks key up in extPairs, then ExtFields.
+func (c *command) extValue(key string) (string, bool) {
+	for i := len(c.extPairs) - 2; i >= 0; i -= 2 {
+		if c.extPairs[i] == key {
+			return c.extPairs[i+1], true
+		}
+	}
+	v, ok := c.ExtFields[key]
+	return v, ok
+}
+
+// setExt adds an ext field (to a command being built, before it is encoded).
+func (c *command) setExt(key, value string) {
+	if c.extPairs == nil {
+		c.extPairs = make([]string, 0, 12)
+	}
+	c.extPairs = append(c.extPairs, key, value)
+}
+
+// extMap returns every ext field in one map (for logs and tests).
+func (c *command) extMap() map[string]string {
+	m := make(map[string]string, len(c.ExtFields)+len(c.extPairs)/2)
+	for k, v := range c.ExtFields {
+		m[k] = v
+	}
+	for i := 0; i+1 < len(c.extPairs); i += 2 {
+		m[c.extPairs[i]] = c.extPairs[i+1]
+	}
+	return m
+}
 
 // readFrame reads one length-prefixed frame from r and decodes it. It returns
 // errFrameTooLarge without reading the payload when L exceeds maxFrame, so a
@@ -221,16 +260,13 @@ func (r *byteReader) u32() uint32 {
 // encodeFrame encodes cmd as a complete frame (with the length word) using the
 // JSON serialize type.
 func encodeFrame(cmd *command) []byte {
-	return appendFrame(make([]byte, 0, 8+160+32*len(cmd.ExtFields)+len(cmd.Body)), cmd)
+	return appendFrame(make([]byte, 0, 8+160+32*(len(cmd.ExtFields)+len(cmd.extPairs)/2)+len(cmd.Body)), cmd)
 }
 
 // appendFrame appends cmd's frame to dst.
 func appendFrame(dst []byte, cmd *command) []byte {
 	if cmd.Language == "" {
 		cmd.Language = "JAVA"
-	}
-	if cmd.ExtFields == nil {
-		cmd.ExtFields = map[string]string{}
 	}
 	start := len(dst)
 	out := append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -244,11 +280,10 @@ func appendFrame(dst []byte, cmd *command) []byte {
 // newResponse builds the response to req with the given code and remark.
 func newResponse(req *command, code int16, remark string) *command {
 	return &command{
-		Code:      code,
-		Version:   req.Version,
-		Opaque:    req.Opaque,
-		Flag:      flagResponse,
-		Remark:    remark,
-		ExtFields: map[string]string{},
+		Code:    code,
+		Version: req.Version,
+		Opaque:  req.Opaque,
+		Flag:    flagResponse,
+		Remark:  remark,
 	}
 }

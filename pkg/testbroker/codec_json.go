@@ -13,6 +13,11 @@ package testbroker
 // differently from it (FuzzJSONHeaderFastPath checks that).
 // appendJSONHeader writes the same JSON encoding/json would, minus HTML
 // escaping: invalid UTF-8 becomes U+FFFD.
+//
+// Decoded ext fields go to command.extPairs, not a map, and every unescaped
+// string is a slice of one copy of the header: a handler that keeps a value
+// beyond the request (stored properties, topic names) clones it, so a stored
+// message does not pin its whole request header.
 
 import (
 	"strconv"
@@ -22,6 +27,7 @@ import (
 
 type jsonScanner struct {
 	b   []byte
+	hs  string // b as one string: unescaped strings are slices of it (one allocation per header)
 	i   int
 	bad bool
 }
@@ -67,12 +73,12 @@ func (s *jsonScanner) str() string {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
-			raw := s.b[start:s.i]
+			v := s.hs[start:s.i]
 			s.i++
-			if !utf8.Valid(raw) {
+			if !utf8.ValidString(v) {
 				s.bad = true
 			}
-			return string(raw)
+			return v
 		case c == '\\':
 			return s.escapedStr(start)
 		case c < 0x20:
@@ -195,7 +201,7 @@ func (s *jsonScanner) integer(bits int, dst *int64) {
 // parseJSONHeaderFast decodes client-go's header shape; ok=false means "use
 // encoding/json".
 func parseJSONHeaderFast(b []byte) (*command, bool) {
-	s := &jsonScanner{b: b}
+	s := &jsonScanner{b: b, hs: string(b)}
 	cmd := &command{}
 	var code, version, opaque, flag int64
 	if !s.eat('{') {
@@ -228,7 +234,7 @@ func parseJSONHeaderFast(b []byte) (*command, bool) {
 				}
 			case "extFields":
 				if s.null() {
-					cmd.ExtFields = nil
+					cmd.extPairs = nil
 				} else {
 					s.extFields(cmd)
 				}
@@ -252,9 +258,6 @@ func parseJSONHeaderFast(b []byte) (*command, bool) {
 		return nil, false
 	}
 	cmd.Code, cmd.Version, cmd.Opaque, cmd.Flag = int16(code), int16(version), int32(opaque), int32(flag)
-	if cmd.ExtFields == nil {
-		cmd.ExtFields = map[string]string{}
-	}
 	return cmd, true
 }
 
@@ -263,8 +266,8 @@ func (s *jsonScanner) extFields(cmd *command) {
 		s.bad = true
 		return
 	}
-	if cmd.ExtFields == nil {
-		cmd.ExtFields = make(map[string]string, 16)
+	if cmd.extPairs == nil {
+		cmd.extPairs = make([]string, 0, 32)
 	}
 	if s.eat('}') {
 		return
@@ -275,7 +278,7 @@ func (s *jsonScanner) extFields(cmd *command) {
 			s.bad = true
 			return
 		}
-		cmd.ExtFields[k] = s.str()
+		cmd.extPairs = append(cmd.extPairs, k, s.str())
 		if s.eat(',') {
 			continue
 		}
@@ -310,6 +313,15 @@ func appendJSONHeader(b []byte, cmd *command) []byte {
 		b = appendJSONString(b, k)
 		b = append(b, ':')
 		b = appendJSONString(b, v)
+	}
+	for i := 0; i+1 < len(cmd.extPairs); i += 2 {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, cmd.extPairs[i])
+		b = append(b, ':')
+		b = appendJSONString(b, cmd.extPairs[i+1])
 	}
 	return append(b, "}}"...)
 }

@@ -543,7 +543,7 @@ func TestQueueOffsetQueries(t *testing.T) {
 		if err != nil || resp.Code != codeSuccess {
 			t.Fatalf("request %d: %v %+v", code, err, resp)
 		}
-		return resp.ExtFields["offset"]
+		return resp.ext("offset")
 	}
 	if got := query(30, map[string]string{}); got != "3" {
 		t.Errorf("GET_MAX_OFFSET = %s, want 3", got)

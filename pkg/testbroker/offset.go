@@ -43,7 +43,7 @@ func (s *Server) queueLocked(req *command) *queue {
 
 func offsetResponse(req *command, off int64) *command {
 	resp := newResponse(req, codeSuccess, "")
-	resp.ExtFields["offset"] = strconv.FormatInt(off, 10)
+	resp.setExt("offset", strconv.FormatInt(off, 10))
 	return resp
 }
 

@@ -225,10 +225,10 @@ func (s *Server) deliverReady(c *conn, out []byte) []byte {
 
 func pullResponse(req *command, code int16, next int64, q *queue) *command {
 	resp := newResponse(req, code, "")
-	resp.ExtFields["nextBeginOffset"] = strconv.FormatInt(next, 10)
-	resp.ExtFields["minOffset"] = strconv.FormatInt(q.min, 10)
-	resp.ExtFields["maxOffset"] = strconv.FormatInt(q.max(), 10)
-	resp.ExtFields["suggestWhichBrokerId"] = "0"
+	resp.setExt("nextBeginOffset", strconv.FormatInt(next, 10))
+	resp.setExt("minOffset", strconv.FormatInt(q.min, 10))
+	resp.setExt("maxOffset", strconv.FormatInt(q.max(), 10))
+	resp.setExt("suggestWhichBrokerId", "0")
 	return resp
 }
 
@@ -246,14 +246,14 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 		return nil
 	}
 	var (
-		body    []byte
+		size    int
 		found   int
 		scanned int
 		next    = offset
 	)
 	for off := offset; off < q.max() && found < maxNums && scanned < pullMaxScan; off++ {
 		m := q.at(off)
-		if found > 0 && len(body)+len(m.wire) > pullMaxBytes {
+		if found > 0 && size+len(m.wire) > pullMaxBytes {
 			break
 		}
 		scanned++
@@ -262,10 +262,16 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 			continue
 		}
 		found++
-		body = append(body, m.wire...)
+		size += len(m.wire)
 	}
 	if found == 0 {
 		return pullResponse(req, codePullRetryImmediately, next, q)
+	}
+	body := make([]byte, 0, size)
+	for off := offset; off < next; off++ {
+		if m := q.at(off); filter.match(m) {
+			body = append(body, m.wire...)
+		}
 	}
 	resp := pullResponse(req, codeSuccess, next, q)
 	resp.Body = body

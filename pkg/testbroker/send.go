@@ -100,7 +100,9 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 	if resp := s.faultSend(req); resp != nil {
 		return resp
 	}
-	props := parseProperties(h.properties)
+	// The properties stay with the stored message: clone them out of the
+	// request's header string (codec_json.go) so it is not kept alive.
+	props := parseProperties(strings.Clone(h.properties))
 	props["CLUSTER"] = s.opts.ClusterName // as 4.9.4 stamps every single send
 	m := &message{
 		queueID:        int32(h.queueID),
@@ -134,11 +136,11 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 	}
 	stored := s.putLocked(t, m)
 	resp := newResponse(req, codeSuccess, "")
-	resp.ExtFields["msgId"] = stored.offsetMsgID()
-	resp.ExtFields["queueId"] = strconv.Itoa(qid)
-	resp.ExtFields["queueOffset"] = strconv.FormatInt(stored.queueOffset, 10)
-	resp.ExtFields["MSG_REGION"] = "DefaultRegion"
-	resp.ExtFields["TRACE_ON"] = "true"
+	resp.setExt("msgId", stored.offsetMsgID())
+	resp.setExt("queueId", strconv.Itoa(qid))
+	resp.setExt("queueOffset", strconv.FormatInt(stored.queueOffset, 10))
+	resp.setExt("MSG_REGION", "DefaultRegion")
+	resp.setExt("TRACE_ON", "true")
 	s.mu.Unlock()
 	return resp
 }
@@ -214,10 +216,10 @@ func (s *Server) handleSendBatch(c *conn, req *command) *command {
 		ids = appendOffsetMsgID(ids, m.storeHost, m.commitLogOffset)
 	}
 	resp := newResponse(req, codeSuccess, "")
-	resp.ExtFields["msgId"] = string(ids)
-	resp.ExtFields["queueId"] = strconv.Itoa(qid)
-	resp.ExtFields["queueOffset"] = strconv.FormatInt(first, 10)
-	resp.ExtFields["MSG_REGION"] = "DefaultRegion"
-	resp.ExtFields["TRACE_ON"] = "true"
+	resp.setExt("msgId", string(ids))
+	resp.setExt("queueId", strconv.Itoa(qid))
+	resp.setExt("queueOffset", strconv.FormatInt(first, 10))
+	resp.setExt("MSG_REGION", "DefaultRegion")
+	resp.setExt("TRACE_ON", "true")
 	return resp
 }

@@ -18,6 +18,7 @@ package testbroker
 
 import (
 	"strconv"
+	"strings"
 )
 
 func (s *Server) handleSendBack(c *conn, req *command) *command {
@@ -45,7 +46,7 @@ func (s *Server) handleSendBack(c *conn, req *command) *command {
 		if origin == "" {
 			origin = src.msgID()
 		}
-		m.props[propOriginMessageID] = origin
+		m.props[propOriginMessageID] = strings.Clone(origin) // not the whole request header
 	}
 	delete(m.props, propRealTopic)
 	delete(m.props, propRealQueueID)

@@ -363,6 +363,7 @@ type conn struct {
 	wcond    *sync.Cond    // on wmu: pending shrank or the writer left
 	writing  bool          // a goroutine is writing; guarded by wmu
 	pending  []byte        // frames waiting for that writer; guarded by wmu
+	spare    []byte        // the writer's other buffer; guarded by wmu
 	done     chan struct{} // closed when the reader stops
 	inflight chan struct{}
 	handlers sync.WaitGroup
@@ -384,10 +385,14 @@ func (c *conn) serve() {
 	var out []byte
 	for {
 		if len(out) > 0 && (!s.opts.SyncEveryWrite || len(out) > 1<<20 || !frameBuffered(r)) {
-			if !c.flushInline(out) {
+			var ok bool
+			if out, ok = c.flushInline(out); !ok {
 				break
 			}
-			out = nil
+			out = out[:0]
+			if cap(out) > 256<<10 {
+				out = nil // a big pull body grew it
+			}
 		}
 		req, err := readFrame(r, s.opts.MaxFrame)
 		if err != nil {
@@ -479,7 +484,7 @@ func (c *conn) dispatch(req *command) *command {
 	s := c.s
 	h := s.handlers[req.Code]
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("request", "code", req.Code, "ext", req.ExtFields, "client", c.remote.String())
+		s.log.Debug("request", "code", req.Code, "ext", req.extMap(), "client", c.remote.String())
 	}
 	if h == nil {
 		s.log.Warn("unsupported request code", "code", req.Code)
@@ -492,14 +497,16 @@ func (c *conn) dispatch(req *command) *command {
 // changes reached the data-dir log (one log write for all of them), together
 // with the answers of pulls those changes released (deliverReady). If the
 // log write fails nothing is acknowledged: the connection closes and the
-// client's sends fail. It reports whether the connection is still usable.
-func (c *conn) flushInline(out []byte) bool {
+// client's sends fail. It returns out (possibly grown, for reuse) and
+// whether the connection is still usable.
+func (c *conn) flushInline(out []byte) ([]byte, bool) {
 	if c.s.writeLog() != nil {
 		c.nc.Close()
-		return false
+		return out, false
 	}
-	c.writeRaw(c.s.deliverReady(c, out))
-	return true
+	out = c.s.deliverReady(c, out)
+	c.writeRaw(out)
+	return out, true
 }
 
 // process runs a handler step: a panic answers 1 SYSTEM_ERROR. With flush,
@@ -539,9 +546,14 @@ func (s *Server) closeLog() {
 // syscall, others append their frames to c.pending and return, and the
 // writer sends everything pending in one syscall before it leaves, so many
 // small responses cost few syscalls and none waits for a timer.
-func (c *conn) write(cmd *command) { c.writeRaw(encodeFrame(cmd)) }
+func (c *conn) write(cmd *command) {
+	bp := framePool.Get().(*[]byte)
+	*bp = appendFrame((*bp)[:0], cmd)
+	c.writeFrames(*bp, nil, nil)
+	putFrameBuf(bp)
+}
 
-// writeRaw writes encoded frames; it owns b afterwards.
+// writeRaw writes encoded frames; b is not retained.
 func (c *conn) writeRaw(b []byte) { c.writeFrames(b, nil, nil) }
 
 // writeClaimed writes cmd only if it can do so without waiting for a
@@ -549,7 +561,18 @@ func (c *conn) writeRaw(b []byte) { c.writeFrames(b, nil, nil) }
 // leaves cmd to whoever else may claim it.
 func (c *conn) writeClaimed(cmd *command, claim *atomic.Bool) { c.writeFrames(nil, cmd, claim) }
 
-// writeFrames writes b, or with a claim the encoding of cmd.
+// framePool recycles the buffers responses are encoded into.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+func putFrameBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 { // not a large pull body
+		framePool.Put(bp)
+	}
+}
+
+// writeFrames writes b, or with a claim the encoding of cmd. It does not
+// retain b: frames that wait are copied into c.pending, and the writer
+// alternates between c.pending and c.spare.
 func (c *conn) writeFrames(b []byte, cmd *command, claim *atomic.Bool) {
 	c.wmu.Lock()
 	// A peer that sends but does not read must not grow pending without
@@ -566,7 +589,10 @@ func (c *conn) writeFrames(b []byte, cmd *command, claim *atomic.Bool) {
 			c.wmu.Unlock()
 			return
 		}
-		b = encodeFrame(cmd) // only the claim's winner touches cmd
+		bp := framePool.Get().(*[]byte)
+		defer putFrameBuf(bp)
+		*bp = appendFrame((*bp)[:0], cmd) // only the claim's winner touches cmd
+		b = *bp
 	}
 	if c.writing {
 		c.pending = append(c.pending, b...)
@@ -574,11 +600,15 @@ func (c *conn) writeFrames(b []byte, cmd *command, claim *atomic.Bool) {
 		return
 	}
 	c.writing = true
+	owned := false // b is one of c's buffers, not the caller's
 	for {
 		c.wmu.Unlock()
 		c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		_, err := c.nc.Write(b)
 		c.wmu.Lock()
+		if owned && cap(b) <= 256<<10 { // keep it unless a big pull body grew it
+			c.spare = b[:0]
+		}
 		if err != nil {
 			c.nc.Close()
 			c.pending = nil
@@ -588,13 +618,8 @@ func (c *conn) writeFrames(b []byte, cmd *command, claim *atomic.Bool) {
 			break
 		}
 		c.wcond.Broadcast()
-		// Swap buffers: the one just written becomes the next pending one
-		// unless it is large (a big pull body).
-		next := b[:0]
-		if cap(next) > 256<<10 {
-			next = nil
-		}
-		b, c.pending = c.pending, next
+		b, c.pending, c.spare = c.pending, c.spare, nil
+		owned = true
 	}
 	c.writing = false
 	c.wcond.Broadcast()
@@ -646,7 +671,7 @@ func (s *Server) registerHandlers() {
 }
 
 func extInt(req *command, key string, def int64) int64 {
-	v, ok := req.ExtFields[key]
+	v, ok := req.extValue(key)
 	if !ok || v == "" {
 		return def
 	}

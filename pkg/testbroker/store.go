@@ -77,7 +77,7 @@ func (s *Server) ensureTopicLocked(name string, n, perm int) *topic {
 	if t := s.topics[name]; t != nil {
 		return t
 	}
-	t := &topic{name: name, perm: perm}
+	t := &topic{name: strings.Clone(name), perm: perm} // names may be slices of a request header
 	s.topics[name] = t
 	s.resizeTopicLocked(t, n, n)
 	s.log.Debug("topic created", "topic", name, "queues", n)

@@ -49,12 +49,12 @@ func (s *Server) putHalfLocked(req *command, m *message, realTopic string, realQ
 		nextCheck: s.now().Add(s.opts.TxCheckTimeout),
 	}
 	resp := newResponse(req, codeSuccess, "")
-	resp.ExtFields["msgId"] = m.offsetMsgID()
-	resp.ExtFields["queueId"] = strconv.Itoa(realQueue)
-	resp.ExtFields["queueOffset"] = strconv.FormatInt(m.queueOffset, 10)
-	resp.ExtFields["transactionId"] = m.props[propUniqKey]
-	resp.ExtFields["MSG_REGION"] = "DefaultRegion"
-	resp.ExtFields["TRACE_ON"] = "true"
+	resp.setExt("msgId", m.offsetMsgID())
+	resp.setExt("queueId", strconv.Itoa(realQueue))
+	resp.setExt("queueOffset", strconv.FormatInt(m.queueOffset, 10))
+	resp.setExt("transactionId", m.props[propUniqKey])
+	resp.setExt("MSG_REGION", "DefaultRegion")
+	resp.setExt("TRACE_ON", "true")
 	return resp
 }
 
