@@ -179,22 +179,28 @@ func (s *Server) hold(w *pullWaiter, suspend time.Duration) *command {
 	timedOut := false
 	select {
 	case <-w.done:
+		return w.claim() // resp was set before done was closed
 	case <-timer.C:
 		timedOut = true
 	case <-w.c.done:
 	case <-s.ctx.Done():
 	}
 	s.mu.Lock()
-	if w.resp == nil {
-		w.q.waiters = slices.DeleteFunc(w.q.waiters, func(o *pullWaiter) bool { return o == w })
-		var resp *command
-		if timedOut {
-			resp = pullResponse(w.req, codePullNotFound, w.offset, w.q)
-		}
+	if w.resp != nil { // answered meanwhile
 		s.mu.Unlock()
-		return resp
+		return w.claim()
+	}
+	w.q.waiters = slices.DeleteFunc(w.q.waiters, func(o *pullWaiter) bool { return o == w })
+	var resp *command
+	if timedOut {
+		resp = pullResponse(w.req, codePullNotFound, w.offset, w.q)
 	}
 	s.mu.Unlock()
+	return resp
+}
+
+// claim returns w's answer if no other goroutine sent it.
+func (w *pullWaiter) claim() *command {
 	if !w.sent.CompareAndSwap(false, true) {
 		return nil
 	}
