@@ -182,6 +182,12 @@ func (s *Server) compactLoop() {
 			return
 		case <-p.compactWake:
 		}
+		p.mu.Lock()
+		due := p.needsCompactionLocked()
+		p.mu.Unlock()
+		if !due { // a wake-up left from before the last compaction
+			continue
+		}
 		start := time.Now()
 		before, after, held, err := s.compactOnline()
 		switch {
@@ -294,8 +300,10 @@ func (rw *rewrite) copyTail(w io.Writer, end int64) error {
 func (rw *rewrite) switchTo(p *persister, hook func(string)) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err != nil {
-		return 0, p.err
+	// Records buffered at the snapshot may not have reached the old file
+	// yet (their request flushes after it unlocks): write them first.
+	if err := p.flushLocked(); err != nil {
+		return 0, err
 	}
 	before := p.size
 	if err := rw.copyTail(rw.tmp, before); err != nil {

@@ -279,3 +279,36 @@ func testKilledDuringCompaction(t *testing.T, syncAll bool) {
 		t.Errorf("restart replays %d messages, want %d", got, want)
 	}
 }
+
+// TestDataDirCompactionBeforeAFlush compacts while a record is still
+// buffered (its request has unlocked but not yet flushed): the rewrite
+// writes it first, and the copied log holds it.
+func TestDataDirCompactionBeforeAFlush(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv, err := Run(context.Background(), Options{DataDir: dir, LogCompactMinBytes: -1})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	srv.CreateTopic("T", 1)
+	for i := range 10 {
+		if err := appendAcked(srv, "T", 0, fmt.Sprint("m", i), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.mu.Lock()
+	srv.appendLocked(srv.topics["T"], &message{body: []byte("buffered"), props: map[string]string{}})
+	srv.mu.Unlock()
+	if _, _, _, err := srv.compactOnline(); err != nil {
+		t.Fatalf("compactOnline with a buffered record: %v", err)
+	}
+	got, err := Run(context.Background(), Options{DataDir: copiedDataDir(t, dir)})
+	if err != nil {
+		t.Fatalf("Run on the copied log: %v", err)
+	}
+	defer got.Close()
+	if ms := got.Messages("T"); len(ms) != 11 || string(ms[10].Body) != "buffered" {
+		t.Errorf("copied log replays %d messages, want 11 ending with the buffered one", len(ms))
+	}
+}

@@ -103,6 +103,10 @@ func (p *persister) record(kind byte, fill func(b []byte) []byte) {
 func (p *persister) flush() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.flushLocked()
+}
+
+func (p *persister) flushLocked() error {
 	if p.err != nil || len(p.buf) == 0 {
 		return p.err
 	}
@@ -123,13 +127,19 @@ func (p *persister) flush() error {
 	} else {
 		p.buf = p.buf[:0]
 	}
-	if p.compactAt > 0 && p.size >= p.compactAt && p.size >= 2*p.base {
+	if p.needsCompactionLocked() {
 		select {
 		case p.compactWake <- struct{}{}:
 		default:
 		}
 	}
 	return nil
+}
+
+// needsCompactionLocked reports whether the log has reached compactAt and
+// doubled since the last compaction.
+func (p *persister) needsCompactionLocked() bool {
+	return p.compactAt > 0 && p.size >= p.compactAt && p.size >= 2*p.base
 }
 
 func (p *persister) close() error {
