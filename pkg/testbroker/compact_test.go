@@ -194,7 +194,9 @@ func testKilledDuringCompaction(t *testing.T, syncAll bool) {
 		}
 		n := acked.Load()
 		d := filepath.Join(copiesDir, step)
-		if err := os.Mkdir(d, 0o755); err != nil {
+		if err := os.Mkdir(d, 0o755); errors.Is(err, os.ErrExist) {
+			t.Errorf("a second compaction reached %q before the first finished: the first one failed", step)
+		} else if err != nil {
 			t.Error(err)
 		}
 		if err := copyDataDir(dir, d); err != nil {
