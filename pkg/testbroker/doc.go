@@ -27,7 +27,12 @@
 // at start and in the background whenever it has doubled since the last
 // rewrite (compact.go, Options.LogCompactMinBytes), so disk stays bounded
 // by retention like memory, and a process killed at any point, mid-rewrite
-// included, keeps every acknowledged message and committed offset. All state is guarded by one mutex (held only
-// for in-memory work; profiles show no contention on it); each request runs
-// in its own goroutine, so a held pull never blocks other requests.
+// included, keeps every acknowledged message and committed offset.
+//
+// All state is guarded by one mutex (held only for in-memory work; profiles
+// show no contention on it). Requests that never wait run on their
+// connection's reader goroutine and are answered right away; a pull with
+// nothing to return is held without blocking the connection, and the append
+// that satisfies it builds its answer and sends it after its own response,
+// with no other goroutine woken in between (server.go, pull.go).
 package testbroker

@@ -19,7 +19,8 @@ package testbroker
 // killed broker *process* loses nothing it acknowledged. Nothing is fsynced
 // unless Options.SyncEveryWrite, so a machine crash or power loss may lose
 // the last writes. Pull-carried offset commits are written before a pull is
-// held.
+// held, and a held pull that an append answers is sent only after that
+// append's record is written.
 //
 // On start the log is replayed; a record that is cut short, fails its
 // checksum or has an impossible length ends the replay: the file is
