@@ -3,10 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,9 +81,7 @@ func BenchmarkHandlerTx(b *testing.B) {
 				return tx.Exec("INSERT INTO moves_"+tbl+" (order_id, qty, created_at) VALUES (?, ?, ?)", id, 1, time.Now()).Error
 			}
 			ctx := context.Background()
-			var before, after syscall.Rusage
-			serverBefore := serverCPU()
-			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			serverBefore, before := testenv.ProcessCPU("mariadbd", "mysqld"), testenv.SelfCPU()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += v.perTx {
 				err := gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -102,39 +97,11 @@ func BenchmarkHandlerTx(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-			cpu := time.Duration(syscall.TimevalToNsec(after.Utime) - syscall.TimevalToNsec(before.Utime) +
-				syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime))
+			cpu := testenv.SelfCPU() - before
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 			if serverBefore >= 0 {
-				b.ReportMetric(float64((serverCPU()-serverBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
+				b.ReportMetric(float64((testenv.ProcessCPU("mariadbd", "mysqld")-serverBefore).Microseconds())/float64(b.N), "server-cpu-µs/op")
 			}
 		})
 	}
-}
-
-// serverCPU is the CPU time used so far by a local mariadbd or mysqld
-// process, or -1 when there is none (a remote server).
-func serverCPU() time.Duration {
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
-		if err != nil || (strings.TrimSpace(string(comm)) != "mariadbd" && strings.TrimSpace(string(comm)) != "mysqld") {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			return -1
-		}
-		// Fields after the ")" that ends the command name: utime and stime
-		// are the 12th and 13th, in clock ticks (100 per second on Linux).
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
-			return -1
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		return time.Duration(ut+st) * 10 * time.Millisecond
-	}
-	return -1
 }

@@ -3,11 +3,7 @@ package stock
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,9 +42,7 @@ func BenchmarkReserve(b *testing.B) {
 			})
 			p := newPipeline(rdb, script)
 			var seq atomic.Int64
-			var before, after syscall.Rusage
-			redisBefore := redisCPU()
-			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			redisBefore, before := testenv.ProcessCPU("redis-server"), testenv.SelfCPU()
 			b.SetParallelism(32) // 64 goroutines on 2 CPUs
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -71,36 +65,11 @@ func BenchmarkReserve(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-			cpu := time.Duration(syscall.TimevalToNsec(after.Utime) - syscall.TimevalToNsec(before.Utime) +
-				syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime))
+			cpu := testenv.SelfCPU() - before
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 			if redisBefore >= 0 {
-				b.ReportMetric(float64((redisCPU()-redisBefore).Microseconds())/float64(b.N), "redis-cpu-µs/op")
+				b.ReportMetric(float64((testenv.ProcessCPU("redis-server")-redisBefore).Microseconds())/float64(b.N), "redis-cpu-µs/op")
 			}
 		})
 	}
-}
-
-// redisCPU is the CPU time used so far by a local redis-server, or -1.
-func redisCPU() time.Duration {
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
-		if err != nil || strings.TrimSpace(string(comm)) != "redis-server" {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			return -1
-		}
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
-			return -1
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		return time.Duration(ut+st) * 10 * time.Millisecond
-	}
-	return -1
 }
