@@ -399,7 +399,9 @@ func (c *Consumer) pollLag(ctx context.Context) {
 	if c.sub.Model == Broadcasting || c.m == nil {
 		return
 	}
-	var topics []string
+	// Messages waiting for a retry are backlog too: once their delay is
+	// over they sit in the group's retry topic.
+	topics := []string{RetryTopic(c.sub.Group)}
 	for _, t := range c.sub.Topics {
 		if !slices.Contains(topics, t.Topic) {
 			topics = append(topics, t.Topic)

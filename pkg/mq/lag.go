@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 )
 
@@ -22,48 +21,21 @@ const (
 // group consuming from the first offset would start there.
 //
 // It asks the name servers for each topic's route and then holds one
-// connection per broker for all of its queues. client-go's own figure
+// connection per broker for all of its queues; a topic that does not exist
+// (yet: %RETRY%<group> before the first retry) has no backlog. client-go's own figure
 // (PushConsumer.GetOffsetDiffMap) covers only the queues this process holds
 // and reads them unsynchronized while its pull loop writes them.
 func groupLag(ctx context.Context, cfg Config, group string, topics []string) (int64, error) {
-	type queues struct {
-		topic string
-		n     int
-	}
-	perBroker := map[string][]queues{}
-	var addrs []string
-	for _, topic := range topics {
-		r, err := queryRoute(ctx, cfg.NameServers, topic)
-		if err != nil {
-			return 0, err
-		}
-		for _, bq := range r.readQueues() {
-			if _, ok := perBroker[bq.Addr]; !ok {
-				addrs = append(addrs, bq.Addr)
-			}
-			perBroker[bq.Addr] = append(perBroker[bq.Addr], queues{topic, bq.Queues})
-		}
-	}
-	slices.Sort(addrs)
 	var lag int64
-	for _, addr := range addrs {
-		c, err := dialRemoting(ctx, addr, cfg)
+	err := forEachQueue(ctx, cfg, topics, func(c *remotingConn, topic string, id int) error {
+		d, err := queueLag(c, group, topic, id)
 		if err != nil {
-			return 0, fmt.Errorf("lag of %s: %w", group, err)
+			return fmt.Errorf("lag of %s on %s queue %d: %w", group, topic, id, err)
 		}
-		for _, q := range perBroker[addr] {
-			for id := range q.n {
-				d, err := queueLag(c, group, q.topic, id)
-				if err != nil {
-					c.Close()
-					return 0, fmt.Errorf("lag of %s on %s queue %d: %w", group, q.topic, id, err)
-				}
-				lag += d
-			}
-		}
-		c.Close()
-	}
-	return lag, nil
+		lag += d
+		return nil
+	})
+	return lag, err
 }
 
 func queueLag(c *remotingConn, group, topic string, queueID int) (int64, error) {

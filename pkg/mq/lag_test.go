@@ -2,6 +2,7 @@ package mq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -45,6 +46,7 @@ func TestGroupLag(t *testing.T) {
 		{"oldest retained counts, not offset 0", []string{"LAG_RETAIN"}, 5},
 		{"every queue", []string{"LAG_TWO"}, 6},
 		{"every topic", []string{"LAG_RETAIN", "LAG_TWO"}, 11},
+		{"a missing topic (a retry topic before the first retry) has none", []string{"LAG_TWO", RetryTopic("GID-lag-new")}, 6},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +128,37 @@ func TestConsumerLag(t *testing.T) {
 		v, ok := gaugeValue(t, reg, "test_consumer_lag", group)
 		return ok && v == 0
 	})
+}
+
+// TestLagCountsDueRetries: messages whose handler failed leave the topic's
+// queues (their offsets are committed once they are sent back); when their
+// retry delay is over they wait in %RETRY%<group>, and the group's lag
+// counts them there. (While the delay runs they sit in the broker's
+// schedule topic, shared by every group, and no lag figure sees them.)
+func TestLagCountsDueRetries(t *testing.T) {
+	srv, cfg := broker(t)
+	const topic, group, n = "LAG_RETRY", "GID-lag-retry", 5
+	srv.CreateTopic(topic, 1)
+	p := newProducer(t, cfg, nil)
+	c, err := Subscribe(t.Context(), cfg, Subscription{Group: group, Topics: []TopicTag{{topic, "*"}}},
+		func(context.Context, Message) error { return errors.New("database down") }, testLog(t), nil)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	sendN(t, p, topic, n)
+	waitFor(t, 30*time.Second, "offsets committed past the failed messages", func() bool { return srv.ConsumerOffset(group, topic, 0) == n })
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitFor(t, 30*time.Second, "retry delays over", func() bool { return srv.PendingDelayed() == 0 })
+	topics := []string{topic, RetryTopic(group)}
+	lag, err := groupLag(t.Context(), cfg, group, topics)
+	if err != nil {
+		t.Fatalf("groupLag(%v): %v", topics, err)
+	}
+	if lag != n {
+		t.Errorf("groupLag(%v) with %d messages due for a retry = %d, want %d", topics, n, lag, n)
+	}
 }
 
 // TestBroadcastingLagUnknown: a broadcasting group's lag poller stops at

@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 		}, []string{"group"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: service + "_consumer_lag",
-			Help: "Messages in the brokers not yet consumed by the clustering group (max offset minus committed offset, all queues; every process of the group reports the same figure).",
+			Help: "Messages in the brokers not yet consumed by the clustering group (max offset minus committed offset, all queues of its topics and of its retry topic; every process of the group reports the same figure).",
 		}, []string{"group"}),
 	}
 	if reg != nil {
