@@ -102,6 +102,8 @@ type Consumer struct {
 	log      *slog.Logger
 	m        *Metrics
 	throttle *bucket
+	// maxReconsume is the group's MaxReconsumeTimes as given to client-go.
+	maxReconsume int32
 
 	// handlerCtx is given to handlers; Close cancels it only when in-flight
 	// handlers overrun closeTimeout.
@@ -155,12 +157,14 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 	switch {
 	case maxReconsume > 0:
 	case sub.Orderly:
-		// Not -1 (client-go's "unlimited"): one below MaxInt32 lets a poison
-		// message be sent to the DLQ by raising its count past it (dlq).
-		maxReconsume = math.MaxInt32 - 1
+		// Not -1 (client-go's "unlimited"): a finite maximum lets a poison
+		// message be sent to the DLQ by raising its count past it (dlq),
+		// with room for client-go's own +1 should that send-back fail.
+		maxReconsume = math.MaxInt32 - 2
 	default:
 		maxReconsume = 16
 	}
+	maxReconsume = min(maxReconsume, math.MaxInt32-2) // dlq adds 1, client-go may add 1 more
 	opts := []consumer.Option{
 		consumer.WithNsResolver(cfg.resolver()),
 		consumer.WithGroupName(sub.Group),
@@ -185,6 +189,7 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 	c := &Consumer{
 		pc: pc, cfg: cfg, sub: sub, h: h, log: log.With("group", sub.Group), m: m,
 		throttle:      newBucket(sub.Rate),
+		maxReconsume:  maxReconsume,
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
 		stopping:      make(chan struct{}),
@@ -289,7 +294,7 @@ const (
 // negative level), and a reconsume count past the maximum for an orderly one.
 func (c *Consumer) dlq(ctx context.Context, me *primitive.MessageExt) {
 	if c.sub.Orderly {
-		me.ReconsumeTimes = math.MaxInt32
+		me.ReconsumeTimes = c.maxReconsume + 1
 		return
 	}
 	if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
