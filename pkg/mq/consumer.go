@@ -102,6 +102,7 @@ type Consumer struct {
 	log      *slog.Logger
 	m        *Metrics
 	throttle *bucket
+	backoff  backoff
 	// maxReconsume is the group's MaxReconsumeTimes as given to client-go.
 	maxReconsume int32
 
@@ -236,7 +237,12 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		}
 	}
 	for _, me := range msgs {
-		if err := c.throttle.take(stopCtx(c.stopping)); err != nil {
+		stop := stopCtx(c.stopping)
+		err := c.backoff.wait(stop)
+		if err == nil {
+			err = c.throttle.take(stop)
+		}
+		if err != nil {
 			// Closing: wait until the consumer is shut down (its process
 			// queues dropped) so this result is ignored, not sent back.
 			<-c.released
@@ -250,8 +256,13 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		}
 		c.inflight.Add(1)
 		c.mu.Unlock()
-		d := c.handle(me)
+		d, transient := c.handle(me)
 		c.inflight.Done()
+		if transient {
+			c.backoff.failed()
+		} else {
+			c.backoff.succeeded()
+		}
 		switch d {
 		case redeliver:
 			return retry, nil
@@ -304,7 +315,10 @@ func (c *Consumer) dlq(ctx context.Context, me *primitive.MessageExt) {
 
 // handle runs the handler for one message and makes the ack/retry decision,
 // the only one in the system.
-func (c *Consumer) handle(me *primitive.MessageExt) (d decision) {
+//
+// transient reports a failure that is not the message's fault (an error
+// other than ErrPermanent, or a panic): the subscription backs off.
+func (c *Consumer) handle(me *primitive.MessageExt) (d decision, transient bool) {
 	msg := toMessage(me)
 	start := time.Now()
 	err := c.call(msg)
@@ -318,13 +332,13 @@ func (c *Consumer) handle(me *primitive.MessageExt) (d decision) {
 	case err == nil:
 		result, d = resultOK, ack
 	case errors.As(err, &panicked):
-		result, d, level = resultPanic, redeliver, slog.LevelError
+		result, d, level, transient = resultPanic, redeliver, slog.LevelError, true
 	case errors.Is(err, ErrPermanent) && msg.ReconsumeTimes >= PoisonRetries:
 		result, d, level = resultDead, deadLetter, slog.LevelError
 	case errors.Is(err, ErrPermanent):
 		result, d, level = resultPermanent, redeliver, slog.LevelError
 	default:
-		result, d, level = resultRetry, redeliver, slog.LevelWarn
+		result, d, level, transient = resultRetry, redeliver, slog.LevelWarn, true
 	}
 	c.m.consumedInc(c.sub.Group, msg.Topic, result)
 	attrs := []slog.Attr{
@@ -348,7 +362,7 @@ func (c *Consumer) handle(me *primitive.MessageExt) (d decision) {
 		attrs = append(attrs, slog.String("stack", panicked.stack))
 	}
 	c.log.LogAttrs(c.handlerCtx, level, "message consumed", attrs...)
-	return d
+	return d, transient
 }
 
 type panicError struct {

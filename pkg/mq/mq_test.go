@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -553,4 +554,51 @@ func TestOrderlyRetryPauses(t *testing.T) {
 		t.Errorf("orderly message: handled %v after %d calls, %d in the DLQ; want handled once the failure passed, none in the DLQ",
 			ok, calls, len(srv.DLQ(group)))
 	}
+}
+
+// TestBackoffWhileFailing: while every handler call fails transiently the
+// group tries a few messages (backing off up to 5 s) instead of the whole
+// stream, the rest stay in the queue; after the dependency is back the
+// first success ends the backoff and everything is handled.
+func TestBackoffWhileFailing(t *testing.T) {
+	srv, cfg := broker(t)
+	const topic, group, n = "BACKOFF", "GID-backoff", 200
+	srv.CreateTopic(topic, 2)
+	var (
+		down  atomic.Bool
+		calls atomic.Int64
+		ok    sync.Map
+	)
+	down.Store(true)
+	subscribe(t, cfg, Subscription{Group: group, Topics: []TopicTag{{topic, "*"}}}, func(ctx context.Context, m Message) error {
+		calls.Add(1)
+		if down.Load() {
+			return errors.New("database unreachable")
+		}
+		ok.Store(string(m.Body), true)
+		return nil
+	}, nil)
+	p := newProducer(t, cfg, nil)
+	var batch []Outgoing
+	for i := range n {
+		batch = append(batch, Outgoing{Topic: topic, Body: fmt.Appendf(nil, "%d", i)})
+	}
+	if err := p.SendBatch(t.Context(), batch); err != nil {
+		t.Fatalf("SendBatch: %v", err)
+	}
+	time.Sleep(3 * time.Second)
+	// Backoff 0.1+0.2+0.4+0.8+1.6 s ≈ 3 s: a handful of tries per consume
+	// goroutine that was already running, not 200.
+	if c := calls.Load(); c > 3*consumeGoroutines {
+		t.Errorf("%d handler calls in 3 s of failures, want at most %d (backing off)", c, 3*consumeGoroutines)
+	}
+	if lag := srv.Lag(group); lag < n/2 {
+		t.Errorf("broker lag during the outage = %d, want ≥ %d (messages wait in the queue)", lag, n/2)
+	}
+	down.Store(false)
+	waitFor(t, 60*time.Second, "every message handled after recovery", func() bool {
+		count := 0
+		ok.Range(func(any, any) bool { count++; return true })
+		return count == n
+	})
 }
