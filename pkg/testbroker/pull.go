@@ -114,15 +114,15 @@ func (s *Server) startPull(c *conn, req *command) (*command, func() *command) {
 		filter = s.subscriptionLocked(group, name)
 	}
 	q := t.queues[qid]
-	resp := s.pullOnceLocked(req, q, offset, maxNums, filter)
+	resp, next := s.pullOnceLocked(req, q, offset, maxNums, filter)
 	if resp == nil && suspend <= 0 {
-		resp = pullResponse(req, codePullNotFound, offset, q)
+		resp = pullResponse(req, codePullNotFound, next, q)
 	}
 	if resp != nil {
 		s.mu.Unlock()
 		return resp, nil
 	}
-	w := &pullWaiter{c: c, req: req, q: q, offset: offset, maxNums: maxNums, filter: filter, done: make(chan struct{})}
+	w := &pullWaiter{c: c, req: req, q: q, offset: next, maxNums: maxNums, filter: filter, done: make(chan struct{})}
 	q.waiters = append(q.waiters, w)
 	s.mu.Unlock()
 	s.flushLog() // the commit above must not wait for a held pull
@@ -140,7 +140,7 @@ type pullWaiter struct {
 	c       *conn
 	req     *command
 	q       *queue
-	offset  int64
+	offset  int64 // where to look next; moves past filtered appends (under Server.mu)
 	maxNums int
 	filter  tagFilter
 	resp    *command      // the answer; set under Server.mu
@@ -155,8 +155,9 @@ func (s *Server) wakeLocked(q *queue) {
 	}
 	kept := q.waiters[:0]
 	for _, w := range q.waiters {
-		resp := s.pullOnceLocked(w.req, q, w.offset, w.maxNums, w.filter)
+		resp, next := s.pullOnceLocked(w.req, q, w.offset, w.maxNums, w.filter)
 		if resp == nil {
+			w.offset = next // past appended messages the filter skips
 			kept = append(kept, w)
 			continue
 		}
@@ -238,25 +239,29 @@ func pullResponse(req *command, code int16, next int64, q *queue) *command {
 	return resp
 }
 
-// pullOnceLocked answers the pull if it can be answered now; nil means
-// nothing is there yet.
-func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums int, filter tagFilter) *command {
+// pullOnceLocked answers the pull if it can be answered now. nil means wait
+// for more messages, from next on: next is past the messages the filter
+// skipped (real RocketMQ holds a pull until a matching message arrives, and
+// answers a timed-out one with the offset advanced past what it skipped).
+// A scan that reaches pullMaxScan without a match answers
+// PULL_RETRY_IMMEDIATELY from where it stopped.
+func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums int, filter tagFilter) (resp *command, next int64) {
 	switch {
 	case q.deleted:
-		return newResponse(req, codeTopicNotExist, "topic deleted")
+		return newResponse(req, codeTopicNotExist, "topic deleted"), offset
 	case offset < q.min:
-		return pullResponse(req, codePullOffsetMoved, q.min, q)
+		return pullResponse(req, codePullOffsetMoved, q.min, q), offset
 	case offset > q.max():
-		return pullResponse(req, codePullOffsetMoved, q.max(), q)
+		return pullResponse(req, codePullOffsetMoved, q.max(), q), offset
 	case offset == q.max():
-		return nil
+		return nil, offset
 	}
 	var (
 		size    int
 		found   int
 		scanned int
-		next    = offset
 	)
+	next = offset
 	for off := offset; off < q.max() && found < maxNums && scanned < pullMaxScan; off++ {
 		m := q.at(off)
 		if found > 0 && size+len(m.wire) > pullMaxBytes {
@@ -271,7 +276,10 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 		size += len(m.wire)
 	}
 	if found == 0 {
-		return pullResponse(req, codePullRetryImmediately, next, q)
+		if next == q.max() {
+			return nil, next // nothing that matches yet
+		}
+		return pullResponse(req, codePullRetryImmediately, next, q), next
 	}
 	body := make([]byte, 0, size)
 	for off := offset; off < next; off++ {
@@ -279,7 +287,7 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 			body = append(body, m.wire...)
 		}
 	}
-	resp := pullResponse(req, codeSuccess, next, q)
+	resp = pullResponse(req, codeSuccess, next, q)
 	resp.Body = body
-	return resp
+	return resp, next
 }
