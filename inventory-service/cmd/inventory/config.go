@@ -112,5 +112,10 @@ func (c Config) LogValue() slog.Value {
 	m := plain(c)
 	m.Common = c.Common.Masked()
 	m.AdminToken = logging.Secret(c.AdminToken).String()
-	return slog.AnyValue(m)
+	// Durations as "1s", not nanoseconds (the outer fields hide the inner).
+	return slog.AnyValue(struct {
+		plain
+		StockCheckInterval string `json:"stockCheckInterval"`
+		StockRebuildGrace  string `json:"stockRebuildGrace"`
+	}{m, c.StockCheckInterval.String(), c.StockRebuildGrace.String()})
 }
