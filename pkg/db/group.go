@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,11 @@ import (
 // transaction, so one caller's failure never becomes another's. fn may
 // therefore run twice; it must keep its effects inside tx (closure
 // variables it sets are set again by the second run).
+//
+// There is no goroutine of its own: the caller that finds the Group idle
+// runs the first group; then, if callers are waiting, it hands the next
+// group to the first of them and returns, so no caller runs other callers'
+// groups for long (order-service's reservation pipeline works the same way).
 type Group struct {
 	db     *gorm.DB
 	max    int
@@ -43,8 +49,9 @@ type GroupStats struct {
 }
 
 type groupCall struct {
-	fn   func(tx *gorm.DB) error
-	done chan groupResult
+	fn      func(tx *gorm.DB) error
+	done    chan groupResult
+	promote chan struct{} // this call runs the next group
 }
 
 type groupResult struct {
@@ -68,21 +75,36 @@ func (g *Group) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 	if g.max <= 1 {
 		return g.db.WithContext(ctx).Transaction(fn)
 	}
-	c := &groupCall{fn: fn, done: make(chan groupResult, 1)}
+	c := &groupCall{fn: fn, done: make(chan groupResult, 1), promote: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.stats.Calls++
 	g.pending = append(g.pending, c)
 	lead := !g.leading
 	g.leading = true
 	g.mu.Unlock()
-	var r groupResult
 	if lead {
+		time.Sleep(g.linger) // let others join the first group
 		g.lead(context.WithoutCancel(ctx))
-		r = <-c.done // delivered by now
-	} else {
+	}
+	var r groupResult
+wait:
+	for {
 		select {
 		case r = <-c.done:
+			break wait
+		case <-c.promote:
+			g.lead(context.WithoutCancel(ctx))
 		case <-ctx.Done():
+			if g.leave(c) {
+				// Handed the next group just now: run it (this call
+				// included) so the others go on.
+				g.lead(context.WithoutCancel(ctx))
+			}
+			select {
+			case r = <-c.done:
+				break wait
+			default:
+			}
 			// The call may still commit: the caller sees the cancellation,
 			// as with a plain transaction whose commit outcome is unknown.
 			return fmt.Errorf("group transaction: %w", ctx.Err())
@@ -92,6 +114,22 @@ func (g *Group) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 		panic(fmt.Sprintf("%v\n\ngroup transaction stack:\n%s", r.panicked, r.stack))
 	}
 	return r.err
+}
+
+// leave takes c out of the waiting calls, unless it was just handed the next
+// group (true): then it must run it.
+func (g *Group) leave(c *groupCall) (promoted bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-c.promote:
+		return true
+	default:
+	}
+	if i := slices.Index(g.pending, c); i >= 0 {
+		g.pending = slices.Delete(g.pending, i, i+1)
+	}
+	return false
 }
 
 // HandlerGroup is the Group a message handler uses: up to 16 transactions,
@@ -106,24 +144,24 @@ func (g *Group) Stats() GroupStats {
 	return g.stats
 }
 
-// lead runs groups until no caller is waiting.
+// lead runs one group, then hands over to the first waiting call or, when
+// none is waiting, stops.
 func (g *Group) lead(ctx context.Context) {
-	if g.linger > 0 {
-		time.Sleep(g.linger)
+	g.mu.Lock()
+	n := min(len(g.pending), g.max)
+	batch := g.pending[:n:n]
+	g.pending = g.pending[n:]
+	g.mu.Unlock()
+
+	g.run(ctx, batch)
+
+	g.mu.Lock()
+	if len(g.pending) == 0 {
+		g.leading = false
+	} else {
+		g.pending[0].promote <- struct{}{}
 	}
-	for {
-		g.mu.Lock()
-		n := min(len(g.pending), g.max)
-		batch := g.pending[:n:n]
-		g.pending = g.pending[n:]
-		if n == 0 {
-			g.leading = false
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		g.run(ctx, batch)
-	}
+	g.mu.Unlock()
 }
 
 func (g *Group) run(ctx context.Context, batch []*groupCall) {

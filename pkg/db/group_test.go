@@ -153,3 +153,51 @@ func TestGroupOfOneIsAPlainTransaction(t *testing.T) {
 		t.Errorf("Stats() = %+v, want zero (not grouped)", st)
 	}
 }
+
+// TestGroupHandsOverUnderSteadyLoad: while callers keep arriving, each one
+// still returns after its own group (the one that ran a group hands the
+// next to a waiting caller instead of running every group that follows),
+// and callers that give up never leave the others waiting.
+func TestGroupHandsOverUnderSteadyLoad(t *testing.T) {
+	gdb := groupDB(t)
+	g := db.NewGroup(gdb, 4, time.Millisecond)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	var (
+		mu      sync.Mutex
+		slowest time.Duration
+		wg      sync.WaitGroup
+		n       int
+	)
+	stop := time.Now().Add(2 * time.Second)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(stop); i++ {
+				ctx := t.Context()
+				if i%5 == 4 {
+					ctx = cancelled
+				}
+				start := time.Now()
+				err := g.Transaction(ctx, insert(fmt.Sprintf("%d-%d", w, i)))
+				d := time.Since(start)
+				if ctx == cancelled {
+					continue
+				}
+				if err != nil {
+					t.Errorf("Transaction: %v", err)
+					return
+				}
+				mu.Lock()
+				slowest, n = max(slowest, d), n+1
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if slowest > time.Second {
+		t.Errorf("slowest of %d calls under steady load took %s, want well under the 2 s of load", n, slowest)
+	}
+	if err := g.Transaction(t.Context(), insert("after")); err != nil {
+		t.Errorf("Transaction after the load: %v", err)
+	}
+}
