@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,7 +26,7 @@ func ProcessCPU(names ...string) time.Duration {
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
-		if err != nil || !contains(names, strings.TrimSpace(string(comm))) {
+		if err != nil || !slices.Contains(names, strings.TrimSpace(string(comm))) {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
@@ -43,13 +44,4 @@ func ProcessCPU(names ...string) time.Duration {
 		return time.Duration(ut+st) * 10 * time.Millisecond
 	}
 	return -1
-}
-
-func contains(names []string, s string) bool {
-	for _, n := range names {
-		if n == s {
-			return true
-		}
-	}
-	return false
 }
