@@ -72,13 +72,17 @@ func (cs Consumers) Close() error {
 
 // Subscribe starts one consumer per group, consuming at rate msg/s per group.
 // Each consumer of a group names a handler in handlers (Common.Check verified
-// the names); a message goes to the handler named for its topic. If a group
-// fails to start, the ones started are closed.
+// the names); a message goes to the handler named for its topic. A group
+// whose consumers all name one handler that also has an entry in batches
+// gets it as its mq.BatchHandler (batches may be nil). If a group fails to
+// start, the ones started are closed.
 func Subscribe(ctx context.Context, cfg mq.Config, groups []config.ConsumerGroup, rate float64,
-	handlers map[string]mq.Handler, log *slog.Logger, m *mq.Metrics) (Consumers, error) {
+	handlers map[string]mq.Handler, batches map[string]mq.BatchHandler, log *slog.Logger, m *mq.Metrics) (Consumers, error) {
 	var cs Consumers
 	for _, g := range groups {
-		c, err := mq.Subscribe(ctx, cfg, mq.FromConfig(g, rate), dispatch(g, handlers), log, m)
+		sub := mq.FromConfig(g, rate)
+		sub.Batch = batchFor(g, batches)
+		c, err := mq.Subscribe(ctx, cfg, sub, dispatch(g, handlers), log, m)
 		if err != nil {
 			cs.Close()
 			return nil, fmt.Errorf("subscribe %s: %w", g.GroupID, err)
@@ -86,6 +90,21 @@ func Subscribe(ctx context.Context, cfg mq.Config, groups []config.ConsumerGroup
 		cs = append(cs, c)
 	}
 	return cs, nil
+}
+
+// batchFor is the batch handler of a group whose consumers all name the same
+// handler, if it has one.
+func batchFor(g config.ConsumerGroup, batches map[string]mq.BatchHandler) mq.BatchHandler {
+	if len(g.Consumers) == 0 {
+		return nil
+	}
+	name := g.Consumers[0].Handler
+	for _, c := range g.Consumers[1:] {
+		if c.Handler != name {
+			return nil
+		}
+	}
+	return batches[name]
 }
 
 // dispatch routes a group's messages to the handler its config names for the

@@ -79,6 +79,10 @@ type Subscription struct {
 	// hole because its database was down for a while).
 	MaxReconsumeTimes int32
 	InstanceName      string // prefix of the client instance name; empty: the group
+	// Batch, when set, gets the messages of a concurrent (not orderly)
+	// subscription that pass the throttle together (up to 32), before the
+	// Handler does; see BatchHandler. Orderly subscriptions ignore it.
+	Batch BatchHandler
 }
 
 // FromConfig builds a Subscription from a configured consumer group.
@@ -103,6 +107,7 @@ type Consumer struct {
 	m        *Metrics
 	throttle *bucket
 	backoff  backoff
+	batch    *gatherer // nil: every message goes to h alone
 	// maxReconsume is the group's MaxReconsumeTimes as given to client-go.
 	maxReconsume int32
 
@@ -196,6 +201,9 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 		stopping:      make(chan struct{}),
 		released:      make(chan struct{}),
 		lagStopped:    make(chan struct{}),
+	}
+	if sub.Batch != nil && !sub.Orderly {
+		c.batch = &gatherer{fn: sub.Batch, log: c.log, max: batchMax, linger: batchLinger}
 	}
 	for _, t := range sub.Topics {
 		tag := t.Tag
@@ -321,7 +329,10 @@ func (c *Consumer) dlq(ctx context.Context, me *primitive.MessageExt) {
 func (c *Consumer) handle(me *primitive.MessageExt) (d decision, transient bool) {
 	msg := toMessage(me)
 	start := time.Now()
-	err := c.call(msg)
+	var err error
+	if c.batch == nil || !c.batch.do(c.handlerCtx, msg) {
+		err = c.call(msg)
+	}
 	elapsed := time.Since(start)
 	c.m.observe(c.sub.Group, elapsed.Seconds())
 

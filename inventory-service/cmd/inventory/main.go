@@ -76,7 +76,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		handlerReserve: stock.NewReserver(store, rdb, producer, m, log).Handle,
 		handlerLedger:  stock.NewLedger(store, m, log).Handle,
 	}
-	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, log, mqMetrics)
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, nil, log, mqMetrics)
 	if err != nil {
 		return err
 	}

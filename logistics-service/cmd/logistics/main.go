@@ -57,7 +57,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	h := shipment.NewHandler(gdb, producer, log, shipment.NewMetrics(reg))
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
-		map[string]mq.Handler{handlerShip: h.Handle}, log, mqMetrics)
+		map[string]mq.Handler{handlerShip: h.Handle}, nil, log, mqMetrics)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		handlerSoldOut: flags.Handle,
 		handlerStats:   stats.NewCounter(reg).Handle,
 	}
-	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, log, mqMetrics)
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, nil, log, mqMetrics)
 	if err != nil {
 		return err
 	}
