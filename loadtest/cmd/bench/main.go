@@ -310,6 +310,13 @@ func runMode(ctx context.Context, s settings, mode string) *Row {
 		}
 	}()
 	env0 := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// Go runtime settings reach every process, so runtime tuning can be
+	// compared (e.g. GOGC=400 make bench).
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env0 = append(env0, k+"="+v)
+		}
+	}
 	var target string
 	product := "bench"
 
