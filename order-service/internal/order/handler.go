@@ -112,30 +112,49 @@ func unmarshal[T any](m mq.Message, get func(*T) (version int, eventID *string, 
 	return ev, nil
 }
 
-func (h *Handler) created(ctx context.Context, m mq.Message) error {
+// decodeCreated decodes and validates a created event.
+func decodeCreated(m mq.Message) (events.OrderCreated, error) {
 	ev, err := unmarshal(m, func(e *events.OrderCreated) (int, *string, string) { return e.Version, &e.EventID, e.OrderID })
 	if err != nil {
-		return err
+		return ev, err
 	}
 	if ev.UserID == "" || ev.ProductID == "" || ev.Quantity < 1 {
-		return fmt.Errorf("decode created %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
+		return ev, fmt.Errorf("decode created %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
 	}
-	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID,
-		"user_id", ev.UserID, "product_id", ev.ProductID)
-	now := h.now()
+	return ev, nil
+}
+
+// newOrder is the row a created event makes.
+func newOrder(ev events.OrderCreated, now time.Time) Order {
 	created := ev.CreatedAt.UTC()
 	if created.IsZero() {
 		created = now
 	}
+	return Order{
+		OrderID: ev.OrderID, UserID: ev.UserID, ProductID: ev.ProductID, Quantity: ev.Quantity,
+		AmountCents: ev.AmountCents, Status: StatusCreated, CreatedAt: created, UpdatedAt: now,
+	}
+}
+
+// createdLog is the logger of a created event's lines, alone or in a batch.
+func (h *Handler) createdLog(m mq.Message, ev events.OrderCreated) *slog.Logger {
+	return h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID,
+		"user_id", ev.UserID, "product_id", ev.ProductID)
+}
+
+func (h *Handler) created(ctx context.Context, m mq.Message) error {
+	ev, err := decodeCreated(m)
+	if err != nil {
+		return err
+	}
+	log := h.createdLog(m, ev)
+	o := newOrder(ev, h.now())
 	errExists := errors.New("order row exists")
 	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, consumerApply, m.ID, ev.EventID); err != nil {
 			return err
 		}
-		err := tx.Create(&Order{
-			OrderID: ev.OrderID, UserID: ev.UserID, ProductID: ev.ProductID, Quantity: ev.Quantity,
-			AmountCents: ev.AmountCents, Status: StatusCreated, CreatedAt: created, UpdatedAt: now,
-		}).Error
+		err := tx.Create(&o).Error
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return errExists
 		}
