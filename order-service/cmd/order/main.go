@@ -92,7 +92,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 		handlerSoldOut: flags.Handle,
 		handlerStats:   stats.NewCounter(reg).Handle,
 	}
-	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, nil, log, mqMetrics)
+	batches := map[string]mq.BatchHandler{handlerApply: handler.ApplyBatch}
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, batches, log, mqMetrics)
 	if err != nil {
 		return err
 	}
