@@ -43,17 +43,9 @@ func NewHandler(gdb *gorm.DB, log *slog.Logger, metrics *Metrics) *Handler {
 func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
 	switch m.Tag {
 	case events.TagCreated:
-		var ev events.OrderCreated
-		if err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID); err != nil {
+		ev, err := decodeCreated(m)
+		if err != nil {
 			return err
-		}
-		if ev.AmountCents < 0 {
-			return fmt.Errorf("message %s: negative amount_cents %d: %w", m.ID, ev.AmountCents, mq.ErrPermanent)
-		}
-		// The same contract order-service holds the event to: an order it
-		// refuses to persist must not get a payment that could be paid.
-		if ev.UserID == "" || ev.ProductID == "" || ev.Quantity <= 0 {
-			return fmt.Errorf("message %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
 		}
 		return h.created(ctx, m, ev)
 	case events.TagClosed:
@@ -65,6 +57,23 @@ func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
 	default:
 		return fmt.Errorf("message %s: unexpected tag %q: %w", m.ID, m.Tag, mq.ErrPermanent)
 	}
+}
+
+// decodeCreated decodes and validates a created event.
+func decodeCreated(m mq.Message) (events.OrderCreated, error) {
+	var ev events.OrderCreated
+	if err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID); err != nil {
+		return ev, err
+	}
+	if ev.AmountCents < 0 {
+		return ev, fmt.Errorf("message %s: negative amount_cents %d: %w", m.ID, ev.AmountCents, mq.ErrPermanent)
+	}
+	// The same contract order-service holds the event to: an order it
+	// refuses to persist must not get a payment that could be paid.
+	if ev.UserID == "" || ev.ProductID == "" || ev.Quantity <= 0 {
+		return ev, fmt.Errorf("message %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
+	}
+	return ev, nil
 }
 
 func (h *Handler) created(ctx context.Context, m mq.Message, ev events.OrderCreated) error {

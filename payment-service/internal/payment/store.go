@@ -67,6 +67,19 @@ func insertPending(tx *gorm.DB, orderID string, amountCents int64) (created bool
 	return true, nil
 }
 
+// insertPendings records the pending payments of new orders inside tx in one
+// statement; a payment that exists already fails it with
+// gorm.ErrDuplicatedKey.
+func insertPendings(tx *gorm.DB, ps []Payment) error {
+	for i := range ps {
+		ps[i].Status = StatusPending
+	}
+	if err := tx.Create(&ps).Error; err != nil {
+		return fmt.Errorf("insert %d payments from %s: %w", len(ps), ps[0].OrderID, err)
+	}
+	return nil
+}
+
 // closePayment applies the order's close inside tx: pending -> cancelled,
 // paid -> refunded; a payment already cancelled or refunded is left alone.
 // It returns the status the payment ends in, whether this call changed it,
