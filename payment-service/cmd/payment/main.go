@@ -66,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	h := payment.NewHandler(gdb, log, payMetrics)
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
-		map[string]mq.Handler{handlerApply: h.Handle}, nil, log, mqMetrics)
+		map[string]mq.Handler{handlerApply: h.Handle}, map[string]mq.BatchHandler{handlerApply: h.HandleBatch}, log, mqMetrics)
 	if err != nil {
 		return err
 	}
