@@ -131,6 +131,9 @@ type StockMovement struct {
 	Kind      string    `json:"kind"`
 	Delta     int       `json:"delta"`
 	At        time.Time `json:"at"`
+	// SaleID is the sale of the product the movement belongs to; absent (0)
+	// in lines sent before the field was added.
+	SaleID int64 `json:"sale_id,omitempty"`
 }
 
 // RejectedAttempt is a statistics record of an order the front door refused

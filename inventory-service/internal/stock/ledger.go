@@ -62,6 +62,8 @@ func validateMovement(ev events.StockMovement) error {
 		return errors.New("order_id empty")
 	case ev.ProductID == "":
 		return errors.New("product_id empty")
+	case ev.SaleID < 0:
+		return fmt.Errorf("sale_id %d negative", ev.SaleID)
 	case ev.Kind == events.MovementDeduct && ev.Delta < 0 && ev.Delta >= -maxQuantity:
 		return nil
 	case ev.Kind == events.MovementRelease && ev.Delta > 0 && ev.Delta <= maxQuantity:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"seckill/pkg/events"
@@ -143,15 +144,69 @@ func TestLedgerRedeliveryAndPoison(t *testing.T) {
 		t.Errorf("ledger lines for %s = %d, want 1", line.EventID, got)
 	}
 	bad := map[string]string{
-		"bad JSON":     `{`,
-		"wrong sign":   `{"version":1,"event_id":"o2:deduct","order_id":"o2","product_id":"p1","kind":"deduct","delta":2}`,
-		"unknown kind": `{"version":1,"event_id":"o2:x","order_id":"o2","product_id":"p1","kind":"x","delta":-1}`,
-		"old version":  `{"version":0,"event_id":"o2:deduct","order_id":"o2","product_id":"p1","kind":"deduct","delta":-1}`,
+		"bad JSON":      `{`,
+		"wrong sign":    `{"version":1,"event_id":"o2:deduct","order_id":"o2","product_id":"p1","kind":"deduct","delta":2}`,
+		"unknown kind":  `{"version":1,"event_id":"o2:x","order_id":"o2","product_id":"p1","kind":"x","delta":-1}`,
+		"old version":   `{"version":0,"event_id":"o2:deduct","order_id":"o2","product_id":"p1","kind":"deduct","delta":-1}`,
+		"negative sale": `{"version":1,"event_id":"o2:deduct","order_id":"o2","product_id":"p1","kind":"deduct","delta":-1,"sale_id":-1}`,
 	}
 	for name, body := range bad {
 		m := mq.Message{ID: name, Topic: events.TopicStockLedger, Tag: events.TagMovement, Body: []byte(body)}
 		if err := e.ledger.Handle(t.Context(), m); !errors.Is(err, mq.ErrPermanent) {
 			t.Errorf("Handle(%s) error = %v, want mq.ErrPermanent", name, err)
 		}
+	}
+}
+
+// A ledger line carries its sale; an old line without one takes the sale of
+// the movement it reports (0 when there is none).
+func TestAppendLedgerSaleID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.product(t, 10, 5)
+	var orders []order
+	for i := range 2 {
+		o := e.newOrder(t, p, "u1", 2)
+		if err := e.reserver.Handle(t.Context(), createdMsg(t, fmt.Sprintf("c%d", i), o)); err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, o)
+	}
+	for _, l := range sent[events.StockMovement](t, e.broker, events.TopicStockLedger) {
+		if l.SaleID != 1 {
+			t.Errorf("ledger line %s sale_id = %d, want 1", l.EventID, l.SaleID)
+		}
+	}
+	tests := []struct {
+		name     string
+		order    string
+		body     string
+		wantSale int64
+	}{
+		// The line's sale is taken as it is: the movement's (1) is not read.
+		{"line with its sale", orders[0].id,
+			`{"version":1,"event_id":"%[1]s:deduct","order_id":"%[1]s","product_id":"p","kind":"deduct","delta":-2,"sale_id":7}`, 7},
+		{"line sent before sale_id existed", orders[1].id,
+			`{"version":1,"event_id":"%[1]s:deduct","order_id":"%[1]s","product_id":"p","kind":"deduct","delta":-2}`, 1},
+		{"old line of a movement not in this database", "gone",
+			`{"version":1,"event_id":"%[1]s:deduct","order_id":"%[1]s","product_id":"p","kind":"deduct","delta":-1}`, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := mq.Message{ID: "l-" + tc.order, Topic: events.TopicStockLedger, Tag: events.TagMovement,
+				Body: fmt.Appendf(nil, tc.body, tc.order)}
+			if err := e.ledger.Handle(t.Context(), m); err != nil {
+				t.Fatalf("ledger Handle(%s) error = %v", tc.name, err)
+			}
+			var stored []int64
+			err := e.gdb.Raw("SELECT sale_id FROM stock_ledger WHERE order_id = ?", tc.order).Scan(&stored).Error
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(stored, []int64{tc.wantSale}) {
+				t.Errorf("ledger rows' sale of %s = %v, want [%d]", tc.name, stored, tc.wantSale)
+			}
+		})
 	}
 }

@@ -322,26 +322,29 @@ func (s *Store) MarkRedisApplied(ctx context.Context, id int64) error {
 
 // AppendLedger claims the message and event IDs and appends one ledger line
 // in the same transaction; dedup.ErrSeen when consumed before. The sale is
-// taken from the movement the line reports (0 if it is unknown here).
+// the line's own or, in a line sent without one, read from the movement the
+// line reports (0 if it is unknown here).
 func (s *Store) AppendLedger(ctx context.Context, msgID string, ev events.StockMovement) (LedgerEntry, error) {
 	e := LedgerEntry{
 		EventID: ev.EventID, OrderID: ev.OrderID, ProductID: ev.ProductID,
-		Kind: ev.Kind, Delta: ev.Delta, CreatedAt: s.now(),
+		SaleID: ev.SaleID, Kind: ev.Kind, Delta: ev.Delta, CreatedAt: s.now(),
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, ConsumerLedger, msgID, ev.EventID); err != nil {
 			return err
 		}
-		var saleIDs []int64
-		err := tx.Model(&Movement{}).Where("order_id = ? AND kind = ?", ev.OrderID, ev.Kind).
-			Limit(1).Pluck("sale_id", &saleIDs).Error
-		if err != nil {
-			return fmt.Errorf("read sale of %s: %w", ev.EventID, err)
+		if ev.SaleID == 0 {
+			var saleIDs []int64
+			err := tx.Model(&Movement{}).Where("order_id = ? AND kind = ?", ev.OrderID, ev.Kind).
+				Limit(1).Pluck("sale_id", &saleIDs).Error
+			if err != nil {
+				return fmt.Errorf("read sale of %s: %w", ev.EventID, err)
+			}
+			if len(saleIDs) == 1 {
+				e.SaleID = saleIDs[0]
+			}
 		}
-		if len(saleIDs) == 1 {
-			e.SaleID = saleIDs[0]
-		}
-		err = tx.Create(&e).Error
+		err := tx.Create(&e).Error
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return fmt.Errorf("ledger %s: %w", ev.EventID, dedup.ErrSeen)
 		}
