@@ -14,6 +14,13 @@
 // (ledger lines, SOLDOUT) are re-sent when a redelivery finds the effect
 // already applied, so a crash between commit and send loses nothing.
 //
+// Created events that pkg/mq hands over together are deducted as one batch
+// (Reserver.HandleBatch, Store.DeductBatch): one transaction with one lock
+// per product, one claim and one insert for all of them, and one send of
+// their ledger lines. A batch is only taken when it ends exactly as the events
+// would one by one; anything else (a redelivery, a closed event, an older
+// sale, not enough stock, a duplicate) goes to Handle, message by message.
+//
 // Redis and the database can disagree only through a bug or a lost Redis: a
 // created event the database stock cannot cover is recorded as refused
 // (applied = 0), logged at Error and dead-lettered as permanent (retrying

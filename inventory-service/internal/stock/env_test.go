@@ -33,6 +33,8 @@ type env struct {
 	reserver *stock.Reserver
 	ledger   *stock.Ledger
 	sales    *stock.Sales
+	metrics  *stock.Metrics
+	reg      *prometheus.Registry // stock's and pkg/mq's metrics
 	log      *slog.Logger
 }
 
@@ -57,6 +59,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { p.Close() })
 	e.producer = p
 	m := stock.NewMetrics(reg)
+	e.metrics, e.reg = m, reg
 	e.store = stock.NewStore(e.gdb)
 	e.reserver = stock.NewReserver(e.store, e.rdb, p, m, e.log)
 	e.ledger = stock.NewLedger(e.store, m, e.log)

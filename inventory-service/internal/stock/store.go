@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -226,6 +227,126 @@ func (s *Store) Deduct(ctx context.Context, d Deduction) (Movement, error) {
 		return Movement{}, err
 	}
 	return mv, nil
+}
+
+// errSplitBatch: a batch of deductions cannot be applied as one (a repeated
+// key, an unknown product, an older sale, not enough stock for all of it);
+// nothing was written, and each deduction goes through Deduct alone.
+var errSplitBatch = errors.New("deductions not applicable together")
+
+// DeductBatch applies deductions in one transaction, with the same rows and
+// stock as Deduct would write for each: it locks each product once, claims
+// every message and event ID in one statement, records the movements in one
+// statement and adds each product's total to its sold. It only takes a batch
+// whose deductions all apply; otherwise it returns an error wrapping
+// errSplitBatch and writes nothing (a refused or stale deduction is Deduct's
+// to record). dedup.ErrSeen when one of them was consumed before (nothing
+// changed). The movements are returned in the order of ds.
+func (s *Store) DeductBatch(ctx context.Context, ds []Deduction) ([]Movement, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	keys, err := batchKeys(ds)
+	if err != nil {
+		return nil, err
+	}
+	totals := map[string]int{}
+	var products []string
+	for _, d := range ds {
+		if _, ok := totals[d.ProductID]; !ok {
+			products = append(products, d.ProductID)
+		}
+		totals[d.ProductID] += d.Quantity
+	}
+	// Locked in key order (as the IN scan does) whichever order they came in.
+	slices.Sort(products)
+	now := s.now()
+	var mvs []Movement
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var ps []Product
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("product_id IN ?", products).Order("product_id").Find(&ps).Error
+		if err != nil {
+			return fmt.Errorf("lock products %v: %w", products, err)
+		}
+		byID := make(map[string]Product, len(ps))
+		for _, p := range ps {
+			byID[p.ProductID] = p
+		}
+		for _, id := range products {
+			p, ok := byID[id]
+			if !ok {
+				return fmt.Errorf("product %s: %w: %w", id, ErrUnknownProduct, errSplitBatch)
+			}
+			if p.Available() < totals[id] {
+				return fmt.Errorf("%d of %s wanted, %d left: %w", totals[id], id, p.Available(), errSplitBatch)
+			}
+		}
+		mvs = make([]Movement, len(ds))
+		for i, d := range ds {
+			p := byID[d.ProductID]
+			if !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt) {
+				return fmt.Errorf("order %s of %s: older sale: %w", d.OrderID, d.ProductID, errSplitBatch)
+			}
+			mvs[i] = Movement{
+				OrderID: d.OrderID, Kind: events.MovementDeduct, ProductID: d.ProductID, UserID: d.UserID,
+				Quantity: d.Quantity, SaleID: p.SaleID, Applied: true, CreatedAt: now,
+			}
+		}
+		if err := dedup.Claim(tx, ConsumerReserve, keys...); err != nil {
+			return err
+		}
+		err = tx.Create(&mvs).Error
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fmt.Errorf("deductions of %d orders: %w", len(mvs), dedup.ErrSeen)
+		}
+		if err != nil {
+			return fmt.Errorf("record deductions of %d orders: %w", len(mvs), err)
+		}
+		for _, id := range products {
+			// The locked row was checked above; the condition stays the oversell guard.
+			res := tx.Model(&Product{}).
+				Where("product_id = ? AND sold + ? <= stock", id, totals[id]).
+				Updates(map[string]any{"sold": gorm.Expr("sold + ?", totals[id]), "updated_at": now})
+			if res.Error != nil {
+				return fmt.Errorf("deduct %d of %s: %w", totals[id], id, res.Error)
+			}
+			if res.RowsAffected != 1 {
+				return fmt.Errorf("deduct %d of %s: %w", totals[id], id, errSplitBatch)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mvs, nil
+}
+
+// batchKeys are the dedup keys of a batch (message and event IDs). Two
+// deductions sharing a key or an order are left to Deduct: one claim
+// statement would take a repeated key as one.
+func batchKeys(ds []Deduction) ([]string, error) {
+	keys := make([]string, 0, 2*len(ds))
+	seen := make(map[string]bool, 2*len(ds))
+	orders := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		if orders[d.OrderID] {
+			return nil, fmt.Errorf("order %s twice in the batch: %w", d.OrderID, errSplitBatch)
+		}
+		orders[d.OrderID] = true
+		for _, k := range []string{d.MsgID, d.EventID} {
+			if k == "" {
+				continue
+			}
+			if seen[k] {
+				return nil, fmt.Errorf("key %s twice in the batch: %w", k, errSplitBatch)
+			}
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
 }
 
 // Release claims the message and event IDs and, in the same transaction, gives
