@@ -72,11 +72,15 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	m := stock.NewMetrics(reg)
 	store := stock.NewStore(gdb)
+	reserver := stock.NewReserver(store, rdb, producer, m, log)
 	handlers := map[string]mq.Handler{
-		handlerReserve: stock.NewReserver(store, rdb, producer, m, log).Handle,
+		handlerReserve: reserver.Handle,
 		handlerLedger:  stock.NewLedger(store, m, log).Handle,
 	}
-	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, nil, log, mqMetrics)
+	// Created events that pass the throttle together are deducted in one
+	// transaction; the ledger group is orderly and takes no batches.
+	batches := map[string]mq.BatchHandler{handlerReserve: reserver.HandleBatch}
+	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, batches, log, mqMetrics)
 	if err != nil {
 		return err
 	}
