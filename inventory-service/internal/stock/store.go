@@ -441,41 +441,38 @@ func (s *Store) MarkRedisApplied(ctx context.Context, id int64) error {
 	return nil
 }
 
-// AppendLedger claims the message and event IDs and appends one ledger line
-// in the same transaction; dedup.ErrSeen when consumed before. The sale is
-// the line's own or, in a line sent without one, read from the movement the
-// line reports (0 if it is unknown here).
+// AppendLedger appends one ledger line in one statement; dedup.ErrSeen when
+// the line is there already. The ledger is the system's example of the
+// first way to stop duplicate consumption: a unique key in the database.
+// stock_ledger.event_id is unique and a movement has one event ID, so a
+// redelivery, and a line sent again after a crash, fail the INSERT and are
+// acked as seen; no consumed_messages claim (and no transaction around it)
+// is needed. msgID is kept for the caller's log. The sale is the line's own
+// or, in a line sent without one, read from the movement the line reports
+// (0 if it is unknown here).
 func (s *Store) AppendLedger(ctx context.Context, msgID string, ev events.StockMovement) (LedgerEntry, error) {
 	e := LedgerEntry{
 		EventID: ev.EventID, OrderID: ev.OrderID, ProductID: ev.ProductID,
 		SaleID: ev.SaleID, Kind: ev.Kind, Delta: ev.Delta, CreatedAt: s.now(),
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := dedup.Claim(tx, ConsumerLedger, msgID, ev.EventID); err != nil {
-			return err
-		}
-		if ev.SaleID == 0 {
-			var saleIDs []int64
-			err := tx.Model(&Movement{}).Where("order_id = ? AND kind = ?", ev.OrderID, ev.Kind).
-				Limit(1).Pluck("sale_id", &saleIDs).Error
-			if err != nil {
-				return fmt.Errorf("read sale of %s: %w", ev.EventID, err)
-			}
-			if len(saleIDs) == 1 {
-				e.SaleID = saleIDs[0]
-			}
-		}
-		err := tx.Create(&e).Error
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("ledger %s: %w", ev.EventID, dedup.ErrSeen)
-		}
+	db := s.db.WithContext(ctx).Session(&gorm.Session{SkipDefaultTransaction: true})
+	if ev.SaleID == 0 {
+		var saleIDs []int64
+		err := db.Model(&Movement{}).Where("order_id = ? AND kind = ?", ev.OrderID, ev.Kind).
+			Limit(1).Pluck("sale_id", &saleIDs).Error
 		if err != nil {
-			return fmt.Errorf("append ledger %s: %w", ev.EventID, err)
+			return LedgerEntry{}, fmt.Errorf("read sale of %s (message %s): %w", ev.EventID, msgID, err)
 		}
-		return nil
-	})
+		if len(saleIDs) == 1 {
+			e.SaleID = saleIDs[0]
+		}
+	}
+	err := db.Create(&e).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return LedgerEntry{}, fmt.Errorf("ledger %s: %w", ev.EventID, dedup.ErrSeen)
+	}
 	if err != nil {
-		return LedgerEntry{}, err
+		return LedgerEntry{}, fmt.Errorf("append ledger %s (message %s): %w", ev.EventID, msgID, err)
 	}
 	return e, nil
 }
