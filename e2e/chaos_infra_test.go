@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -170,6 +172,9 @@ func chaosRedisLost(t *testing.T, bin *stack.Binaries) {
 		lag, _ = r.s.Lag(ctx, "GID-inventory")
 	}
 	atFlush := r.nAccepted.Load()
+	r.mu.Lock()
+	firstWaveIDs := slices.Collect(maps.Keys(r.accepted)) // the second wave starts after the flush
+	r.mu.Unlock()
 	flushed := time.Now()
 	if err := r.s.Redis.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -196,8 +201,8 @@ func chaosRedisLost(t *testing.T, bin *stack.Binaries) {
 	// the per-user count (rebuilt from the database) refuses a second order.
 	r.mu.Lock()
 	var replayUser string
-	for id, paid := range r.paid {
-		if paid {
+	for _, id := range firstWaveIDs {
+		if r.paid[id] {
 			replayUser = r.accepted[id]
 			break
 		}
