@@ -10,12 +10,14 @@ import (
 	"time"
 )
 
-// BatchHandler handles several messages of a group at once, all or nothing:
-// nil means every message is handled (each is acked as if its Handler had
-// returned nil); an error means none is (the batch's writes are rolled
-// back), and each message is then given to the group's Handler alone, which
-// decides its ack, retry or dead letter as usual. A batch is only a cheaper
-// way to the same result, so the Handler alone must reach it too.
+// BatchHandler handles several messages of a group at once, all or nothing.
+// The messages of one call share their tag and are all first deliveries or
+// all redeliveries. nil means every message is handled (each is acked as if
+// its Handler had returned nil); an error means none is (the batch's writes
+// are rolled back), and each message is then given to the group's Handler
+// alone, which decides its ack, retry or dead letter as usual. A batch is
+// only a cheaper way to the same result, so the Handler alone must reach it
+// too.
 //
 // Return ErrNoBatch, with no side effects, for a set the batch path does not
 // take (another tag, a redelivery): the messages go to the Handler at once.
@@ -86,9 +88,11 @@ func (g *gatherer) lead(ctx context.Context) {
 	g.pending = g.pending[n:]
 	g.mu.Unlock()
 
-	ok := len(batch) > 1 && g.run(ctx, batch)
-	for _, c := range batch {
-		c.done <- ok
+	for _, part := range partition(batch) {
+		ok := len(part) > 1 && g.run(ctx, part)
+		for _, c := range part {
+			c.done <- ok
+		}
 	}
 
 	g.mu.Lock()
@@ -98,6 +102,32 @@ func (g *gatherer) lead(ctx context.Context) {
 		g.pending[0].promote <- struct{}{}
 	}
 	g.mu.Unlock()
+}
+
+// partition splits a gathered batch by tag and into first deliveries and
+// redeliveries, keeping arrival order within each part: a group's topic
+// carries several kinds of events (created, paid, closed...), and a batch
+// handler takes one kind of first delivery, so a closed event among created
+// ones leaves the created ones batched instead of sending all one by one.
+func partition(batch []*batchCall) [][]*batchCall {
+	type kind struct {
+		tag         string
+		redelivered bool
+	}
+	var kinds []kind
+	parts := map[kind][]*batchCall{}
+	for _, c := range batch {
+		k := kind{c.msg.Tag, c.msg.ReconsumeTimes > 0}
+		if _, ok := parts[k]; !ok {
+			kinds = append(kinds, k)
+		}
+		parts[k] = append(parts[k], c)
+	}
+	out := make([][]*batchCall, len(kinds))
+	for i, k := range kinds {
+		out[i] = parts[k]
+	}
+	return out
 }
 
 func (g *gatherer) run(ctx context.Context, batch []*batchCall) bool {

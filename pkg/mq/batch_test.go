@@ -38,7 +38,11 @@ func TestBatchHandler(t *testing.T) {
 		case i%70 == 3:
 			body += " nobatch"
 		}
-		out = append(out, Outgoing{Topic: topic, Keys: []string{fmt.Sprintf("k%03d", i)}, Body: []byte(body)})
+		tag := "created" // every third message has another tag: batches never mix tags
+		if i%3 == 2 {
+			tag = "closed"
+		}
+		out = append(out, Outgoing{Topic: topic, Tag: tag, Keys: []string{fmt.Sprintf("k%03d", i)}, Body: []byte(body)})
 	}
 	if err := p.SendBatch(t.Context(), out); err != nil {
 		t.Fatalf("SendBatch: %v", err)
@@ -47,9 +51,17 @@ func TestBatchHandler(t *testing.T) {
 		mu                       sync.Mutex
 		handled                  = map[string]int{} // key → times handled
 		sizes                    []int
+		mixed                    []string // tags of batches that mixed them
 		failed, nobatch, panicks int
 	)
 	batchFn := func(ctx context.Context, ms []Message) error {
+		for _, m := range ms[1:] {
+			if m.Tag != ms[0].Tag {
+				mu.Lock()
+				mixed = append(mixed, ms[0].Tag+"+"+m.Tag)
+				mu.Unlock()
+			}
+		}
 		for _, m := range ms {
 			switch {
 			case strings.HasSuffix(string(m.Body), " panic"):
@@ -103,6 +115,9 @@ func TestBatchHandler(t *testing.T) {
 	}
 	t.Logf("%d batches (sizes %v), %d messages in batches; %d failed, %d no-batch, %d panicked batches",
 		len(sizes), sizes, inBatches, failed, nobatch, panicks)
+	if len(mixed) > 0 {
+		t.Errorf("batches mixed tags: %v", mixed)
+	}
 	if len(sizes) == 0 || slices.Max(sizes) < 2 {
 		t.Errorf("batch sizes %v: want batches of more than one message", sizes)
 	}
