@@ -17,7 +17,9 @@ package testbroker
 
 import (
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 )
 
 const (
@@ -50,6 +52,9 @@ type queue struct {
 	bytes   int           // sum of len(wire) over msgs
 	waiters []*pullWaiter // pulls held until an append answers them (pull.go)
 	deleted bool          // its topic was deleted; pulls answer 17
+	// dropChecked is when a retention drop last looked for groups it left
+	// behind (warnDroppedLocked).
+	dropChecked time.Time
 }
 
 func newQueue() *queue { return &queue{} }
@@ -118,7 +123,9 @@ func (s *Server) appendLocked(t *topic, m *message) {
 	q.msgs = append(q.msgs, m)
 	q.bytes += len(m.wire)
 	s.byCommitLog[m.commitLogOffset] = m
-	s.trimLocked(q)
+	if s.trimLocked(q) > 0 {
+		s.warnDroppedLocked(q, t.name, int(m.queueID))
+	}
 	s.wakeLocked(q)
 	if s.onAppend != nil {
 		s.onAppend(m)
@@ -126,8 +133,8 @@ func (s *Server) appendLocked(t *topic, m *message) {
 }
 
 // trimLocked applies the retention bounds to q, always keeping its newest
-// message.
-func (s *Server) trimLocked(q *queue) {
+// message, and returns how many messages it dropped.
+func (s *Server) trimLocked(q *queue) int {
 	drop := max(len(q.msgs)-s.opts.RetainPerQueue, 0)
 	for bytes := q.bytes; drop < len(q.msgs)-1 && bytes > s.opts.RetainBytesPerQueue; drop++ {
 		bytes -= len(q.msgs[drop].wire)
@@ -141,4 +148,35 @@ func (s *Server) trimLocked(q *queue) {
 		q.msgs = q.msgs[drop:]
 		q.min += int64(drop)
 	}
+	return drop
+}
+
+// dropCheckEvery bounds how often a queue at its retention bound looks for
+// groups the drops leave behind (a scan of the committed offsets).
+const dropCheckEvery = 10 * time.Second
+
+// warnDroppedLocked logs at Warn the groups whose committed offset on
+// (topic, queueID) is below the queue's oldest retained message: retention
+// dropped messages they had not consumed yet, which they will never see (a
+// backlog past what a dev broker keeps in memory; real RocketMQ keeps it on
+// disk for days). At most once per dropCheckEvery per queue.
+func (s *Server) warnDroppedLocked(q *queue, topic string, queueID int) {
+	now := s.now()
+	if now.Sub(q.dropChecked) < dropCheckEvery {
+		return
+	}
+	q.dropChecked = now
+	var behind []string
+	for k, off := range s.offsets {
+		if k.topic == topic && k.queue == queueID && off < q.min {
+			behind = append(behind, k.group)
+		}
+	}
+	if len(behind) == 0 {
+		return
+	}
+	slices.Sort(behind)
+	s.log.Warn("retention dropped messages a consumer group had not consumed", "topic", topic, "queue", queueID,
+		"groups", behind, "min_offset", q.min, "retain_per_queue", s.opts.RetainPerQueue,
+		"retain_bytes_per_queue", s.opts.RetainBytesPerQueue)
 }
