@@ -113,7 +113,17 @@ func main() {
 }
 
 func render(s settings, rows []*Row) string {
-	// Ratios are against the median run of the reference mode.
+	// Ratios are against the reference mode's run of the same round (modes
+	// of a round run back to back; the box drifts between rounds), or the
+	// median run when that round has none.
+	sameRound := func(mode string, round int) float64 {
+		for _, r := range rows {
+			if r.Mode == mode && r.Round == round && r.Result != nil {
+				return r.AccPerSec
+			}
+		}
+		return 0
+	}
 	median := func(mode string) float64 {
 		var v []float64
 		for _, r := range rows {
@@ -148,6 +158,13 @@ func render(s settings, rows []*Row) string {
 		}
 		l := r.Result
 		ratio, pct := "–", "–"
+		naive, ceiling := naive, ceiling
+		if v := sameRound("sync", r.Round); v > 0 {
+			naive = v
+		}
+		if v := sameRound("hello", r.Round); v > 0 {
+			ceiling = v
+		}
 		if naive > 0 && r.Mode != "hello" {
 			ratio = fmt.Sprintf("%.2f×", r.AccPerSec/naive)
 		}
