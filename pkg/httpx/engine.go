@@ -68,6 +68,10 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 		case status >= 400:
 			level = slog.LevelInfo
 		}
+		ctx := c.Request.Context()
+		if !log.Enabled(ctx, level) {
+			return // the attributes below (client IP, route) cost more than the check
+		}
 		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
@@ -79,7 +83,7 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 		if len(c.Errors) > 0 {
 			attrs = append(attrs, slog.String("err", c.Errors.String()))
 		}
-		log.LogAttrs(c.Request.Context(), level, "http request", attrs...)
+		log.LogAttrs(ctx, level, "http request", attrs...)
 	}
 }
 
