@@ -46,11 +46,15 @@ type Counts struct {
 	SoldOut       int64 `json:"sold_out"`       // 409 sold_out
 	LimitExceeded int64 `json:"limit_exceeded"` // 409 limit_exceeded
 	ClientError   int64 `json:"client_error"`   // other 4xx
-	ServerError   int64 `json:"server_error"`   // 5xx
-	NetError      int64 `json:"net_error"`      // no answer (connect, timeout, reset)
+	// Unavailable is 503: the service asked to retry later (its stock is
+	// being rebuilt after Redis lost its data), a refusal by design, not a
+	// failure.
+	Unavailable int64 `json:"unavailable"`
+	ServerError int64 `json:"server_error"` // other 5xx
+	NetError    int64 `json:"net_error"`    // no answer (connect, timeout, reset)
 }
 
-// Errors is every answer that is not a 2xx or an expected 409.
+// Errors is every answer that is not a 2xx, an expected 409 or a 503.
 func (c Counts) Errors() int64 { return c.ClientError + c.ServerError + c.NetError }
 
 // Latency is a summary of the HDR histogram, in milliseconds.
@@ -255,6 +259,8 @@ func (r *runner) record(p pick, status int, body []byte, err error, lat time.Dur
 		if r.sampleErr == "" {
 			r.sampleErr = fmt.Sprintf("%d %s", status, body)
 		}
+	case status == http.StatusServiceUnavailable:
+		r.counts.Unavailable++
 	default:
 		r.counts.ServerError++
 		if r.sampleErr == "" {

@@ -14,11 +14,12 @@ import (
 // fakeOrders answers like order-service: stock units, one per user, the same
 // order for a repeated Idempotency-Key.
 type fakeOrders struct {
-	mu    sync.Mutex
-	stock int
-	users map[string]bool
-	keys  map[string]string
-	n     int
+	mu         sync.Mutex
+	rebuilding int // the first requests answer 503 stock_rebuilding
+	stock      int
+	users      map[string]bool
+	keys       map[string]string
+	n          int
 }
 
 func (f *fakeOrders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -38,6 +39,11 @@ func (f *fakeOrders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case f.rebuilding > 0:
+		f.rebuilding--
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":"stock_rebuilding","message":"x"}`)
 	case f.users[body.UserID]:
 		w.WriteHeader(http.StatusConflict)
 		fmt.Fprint(w, `{"error":"limit_exceeded","message":"x"}`)
@@ -58,7 +64,7 @@ func (f *fakeOrders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestRunCountsAnswers(t *testing.T) {
 	for _, rate := range []float64{0, 2000} {
 		t.Run(fmt.Sprintf("rate=%v", rate), func(t *testing.T) {
-			f := &fakeOrders{stock: 100, users: map[string]bool{}, keys: map[string]string{}}
+			f := &fakeOrders{rebuilding: 20, stock: 100, users: map[string]bool{}, keys: map[string]string{}}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
 			run, err := Start(context.Background(), Config{
@@ -76,7 +82,10 @@ func TestRunCountsAnswers(t *testing.T) {
 			if c.Accepted != 100 || len(res.AcceptedIDs) != 100 {
 				t.Errorf("accepted %d (%d IDs), want the stock 100", c.Accepted, len(res.AcceptedIDs))
 			}
-			if c.Accepted+c.Replayed+c.SoldOut+c.LimitExceeded != c.Sent {
+			if c.Unavailable != 20 || res.ByAnswer["503"] != 20 {
+				t.Errorf("unavailable %d (by answer %d), want the 20 answers 503", c.Unavailable, res.ByAnswer["503"])
+			}
+			if c.Accepted+c.Replayed+c.SoldOut+c.LimitExceeded+c.Unavailable != c.Sent {
 				t.Errorf("counts %+v do not add up to sent", c)
 			}
 			if c.Replayed == 0 || c.SoldOut == 0 || c.LimitExceeded == 0 {

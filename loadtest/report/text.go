@@ -16,8 +16,8 @@ func (r *Report) Text() string {
 			fmt.Fprintf(&b, ", target %.0f req/s", l.Config.Rate)
 		}
 		fmt.Fprintf(&b, "\n  %d requests in %.2fs = %.0f req/s; 2xx %.0f/s\n", c.Sent, l.Elapsed.Seconds(), l.SentPerSec, l.AccPerSec)
-		fmt.Fprintf(&b, "  accepted %d new + %d idempotent replays, sold_out %d, limit_exceeded %d, client_error %d, server_error %d, net_error %d\n",
-			c.Accepted, c.Replayed, c.SoldOut, c.LimitExceeded, c.ClientError, c.ServerError, c.NetError)
+		fmt.Fprintf(&b, "  accepted %d new + %d idempotent replays, sold_out %d, limit_exceeded %d, unavailable (503) %d, client_error %d, server_error %d, net_error %d\n",
+			c.Accepted, c.Replayed, c.SoldOut, c.LimitExceeded, c.Unavailable, c.ClientError, c.ServerError, c.NetError)
 		keys := make([]string, 0, len(l.ByAnswer))
 		for k := range l.ByAnswer {
 			keys = append(keys, k)

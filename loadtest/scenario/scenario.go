@@ -83,9 +83,9 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 	defer w.Stop()
 	res := run.Wait()
 	rep.Load = res
-	logf("load done: %d requests in %.1fs, %d accepted, %d replays, %d sold_out, %d limit_exceeded, %d errors; p50 %.2f ms p99 %.2f ms p99.9 %.2f ms",
+	logf("load done: %d requests in %.1fs, %d accepted, %d replays, %d sold_out, %d limit_exceeded, %d unavailable (503), %d errors; p50 %.2f ms p99 %.2f ms p99.9 %.2f ms",
 		res.Counts.Sent, res.Elapsed.Seconds(), res.Counts.Accepted, res.Counts.Replayed, res.Counts.SoldOut,
-		res.Counts.LimitExceeded, res.Counts.Errors(), res.Latency.P50, res.Latency.P99, res.Latency.P999)
+		res.Counts.LimitExceeded, res.Counts.Unavailable, res.Counts.Errors(), res.Latency.P50, res.Latency.P99, res.Latency.P999)
 
 	if sc.PayShare > 0 && sc.PaymentURL != "" {
 		logf("paying %.0f%% of %d accepted orders (retrying while payment-service does not know them yet)...", sc.PayShare*100, len(res.AcceptedIDs))
