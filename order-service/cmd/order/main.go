@@ -92,7 +92,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		handlerSoldOut: flags.Handle,
 		handlerStats:   stats.NewCounter(reg).Handle,
 	}
-	batches := map[string]mq.BatchHandler{handlerApply: handler.ApplyBatch}
+	batches := map[string]mq.BatchHandler{handlerApply: handler.ApplyBatch, handlerTimeout: handler.TimeoutBatch}
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, batches, log, mqMetrics)
 	if err != nil {
 		return err

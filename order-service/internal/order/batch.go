@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
@@ -87,4 +89,121 @@ func (h *Handler) sendTimeouts(ctx context.Context, orderIDs []string) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// TimeoutBatch is the mq.BatchHandler of GID-order-timeout. It takes first
+// deliveries of valid timeout events only and closes their orders in one
+// transaction: one claim of every message ID and event ID, one SELECT ...
+// FOR UPDATE of every order, one UPDATE of those still created. Any other set
+// (another tag, a redelivery, an invalid body, a message, event or order
+// twice in the batch) is mq.ErrNoBatch, untouched.
+//
+// Each order ends as Timeout leaves it: created is closed (pay_timeout),
+// paid or shipped is left alone, and every order closed, now or before, gets
+// its closed event. Any failure of the transaction (an event applied before,
+// an order not persisted yet, a deadlock) rolls it back and returns an error,
+// and each message then goes to Timeout alone. After the commit it sends the
+// closed events in one SendBatch (they have no delay level); if that fails it
+// returns an error although the orders are closed: Timeout then finds each
+// order closed and sends its closed event again, as after a crash between
+// commit and send.
+func (h *Handler) TimeoutBatch(ctx context.Context, ms []mq.Message) error {
+	evs := make([]events.PayTimeout, len(ms))
+	keys := make([]string, 0, 2*len(ms))
+	ids := make([]string, len(ms))
+	seen := make(map[string]bool, 3*len(ms))
+	for i, m := range ms {
+		if m.Tag != events.TagTimeout || m.ReconsumeTimes > 0 {
+			return mq.ErrNoBatch
+		}
+		ev, err := decodeTimeout(m)
+		if err != nil {
+			return mq.ErrNoBatch // Timeout logs and counts the poison message
+		}
+		// Two timeouts of one order (its created event re-sent) share the
+		// event ID: Timeout tells them apart without a failed claim.
+		for _, k := range []string{"msg:" + m.ID, "event:" + ev.EventID, "order:" + ev.OrderID} {
+			if seen[k] {
+				return mq.ErrNoBatch
+			}
+			seen[k] = true
+		}
+		evs[i] = ev
+		keys = append(keys, m.ID, ev.EventID)
+		ids[i] = ev.OrderID
+	}
+	// DATETIME(3): the time the row keeps, so the closed events carry the
+	// same closed_at as Timeout's, which reads it back.
+	now := h.now().Truncate(time.Millisecond)
+	// Locked in key order, as dedup.Claim sorts its keys, so two batches
+	// overlapping lock rows in one order.
+	sorted := slices.Sorted(slices.Values(ids))
+	var (
+		orders map[string]Order // as committed
+		won    map[string]bool  // closed by this batch
+	)
+	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
+		orders, won = make(map[string]Order, len(ids)), make(map[string]bool, len(ids)) // fn may run twice
+		if err := dedup.Claim(tx, consumerTimeout, keys...); err != nil {
+			return err
+		}
+		var rows []Order
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("order_id IN ?", sorted).Order("order_id").Find(&rows).Error; err != nil {
+			return fmt.Errorf("lock %d orders: %w", len(sorted), err)
+		}
+		if len(rows) != len(sorted) {
+			return fmt.Errorf("close %d orders: %d not persisted: %w", len(sorted), len(sorted)-len(rows), errRetry)
+		}
+		var closing []string
+		for _, o := range rows {
+			if o.Status == StatusCreated {
+				closing = append(closing, o.OrderID)
+				o.Status, o.CloseReason, o.UpdatedAt = StatusClosed, ReasonPayTimeout, now
+				won[o.OrderID] = true
+			}
+			orders[o.OrderID] = o
+		}
+		if len(closing) == 0 {
+			return nil
+		}
+		res := tx.Model(&Order{}).Where("order_id IN ? AND status = ?", closing, StatusCreated).
+			Updates(map[string]any{"status": StatusClosed, "close_reason": ReasonPayTimeout, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("close %d orders: %w", len(closing), res.Error)
+		}
+		if res.RowsAffected != int64(len(closing)) {
+			// Cannot happen under the row locks; never ack a close not made.
+			return fmt.Errorf("close %d orders: %d rows changed", len(closing), res.RowsAffected)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("close %d orders from %s: %w", len(ms), ms[0].ID, err)
+	}
+	var out []mq.Outgoing
+	for i, ev := range evs {
+		o, log := orders[ev.OrderID], h.timeoutLog(ms[i], ev)
+		if won[ev.OrderID] {
+			h.metrics.transitions.WithLabelValues(StatusClosed).Inc()
+			log.InfoContext(ctx, "order closed", "status", StatusClosed, "reason", ReasonPayTimeout)
+		}
+		if o.Status != StatusClosed {
+			log.InfoContext(ctx, "order not closed: already "+o.Status, "status", o.Status)
+			continue
+		}
+		// Also when closed before: the closed send may not have happened.
+		m, err := closedMessage(o)
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if err := h.producer.SendBatch(ctx, out); err != nil {
+		return fmt.Errorf("send %d closed events from %s: %w", len(out), ms[0].ID, err)
+	}
+	return nil
 }

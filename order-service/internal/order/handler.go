@@ -306,12 +306,21 @@ func (h *Handler) Timeout(ctx context.Context, m mq.Message) error {
 	if m.Tag != events.TagTimeout {
 		return fmt.Errorf("message %s: unexpected tag %q: %w", m.ID, m.Tag, mq.ErrPermanent)
 	}
-	ev, err := unmarshal(m, func(e *events.PayTimeout) (int, *string, string) { return e.Version, &e.EventID, e.OrderID })
+	ev, err := decodeTimeout(m)
 	if err != nil {
 		return err
 	}
-	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
-	return h.close(ctx, log, ev.OrderID, ReasonPayTimeout, m.Tag, m.ID, ev.EventID)
+	return h.close(ctx, h.timeoutLog(m, ev), ev.OrderID, ReasonPayTimeout, m.Tag, m.ID, ev.EventID)
+}
+
+// decodeTimeout decodes and validates a timeout event.
+func decodeTimeout(m mq.Message) (events.PayTimeout, error) {
+	return unmarshal(m, func(e *events.PayTimeout) (int, *string, string) { return e.Version, &e.EventID, e.OrderID })
+}
+
+// timeoutLog is the logger of a timeout event's lines, alone or in a batch.
+func (h *Handler) timeoutLog(m mq.Message, ev events.PayTimeout) *slog.Logger {
+	return h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
 }
 
 // close moves orderID created→closed if it is still created and, whenever the
@@ -360,6 +369,19 @@ func (h *Handler) close(ctx context.Context, log *slog.Logger, orderID, reason, 
 }
 
 func (h *Handler) sendClosed(ctx context.Context, o Order) error {
+	m, err := closedMessage(o)
+	if err != nil {
+		return err
+	}
+	if _, err := h.producer.SendSync(ctx, m); err != nil {
+		return fmt.Errorf("send closed of %s: %w", o.OrderID, err)
+	}
+	return nil
+}
+
+// closedMessage is the closed event of the closed order o, sent alone or in
+// a batch.
+func closedMessage(o Order) (mq.Outgoing, error) {
 	reason := o.CloseReason
 	if reason == "" {
 		reason = ReasonPayTimeout
@@ -369,13 +391,10 @@ func (h *Handler) sendClosed(ctx context.Context, o Order) error {
 		ProductID: o.ProductID, Quantity: o.Quantity, Reason: reason, ClosedAt: o.UpdatedAt,
 	})
 	if err != nil {
-		return fmt.Errorf("encode closed of %s: %w", o.OrderID, err)
+		return mq.Outgoing{}, fmt.Errorf("encode closed of %s: %w", o.OrderID, err)
 	}
-	if _, err := h.producer.SendSync(ctx, mq.Outgoing{
+	return mq.Outgoing{
 		Topic: events.TopicOrder, Tag: events.TagClosed, Keys: []string{o.OrderID},
 		ShardingKey: o.OrderID, Body: body,
-	}); err != nil {
-		return fmt.Errorf("send closed of %s: %w", o.OrderID, err)
-	}
-	return nil
+	}, nil
 }
