@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
 	"gorm.io/gorm"
+
+	"seckill/pkg/gather"
 )
 
 // Group commits the transactions of concurrent callers together: one BEGIN
@@ -26,19 +27,15 @@ import (
 // therefore run twice; it must keep its effects inside tx (closure
 // variables it sets are set again by the second run).
 //
-// There is no goroutine of its own: the caller that finds the Group idle
-// runs the first group; then, if callers are waiting, it hands the next
-// group to the first of them and returns, so no caller runs other callers'
-// groups for long (order-service's reservation pipeline works the same way).
+// The gathering (leader, hand-off, linger) is a gather.Group: there is no
+// goroutine of its own, and no caller runs other callers' groups for long.
 type Group struct {
-	db     *gorm.DB
-	max    int
-	linger time.Duration
+	db    *gorm.DB
+	max   int
+	group *gather.Group[*groupCall]
 
-	mu      sync.Mutex
-	pending []*groupCall
-	leading bool
-	stats   GroupStats
+	mu    sync.Mutex
+	stats GroupStats
 }
 
 // GroupStats counts what a Group did.
@@ -49,12 +46,7 @@ type GroupStats struct {
 }
 
 type groupCall struct {
-	fn      func(tx *gorm.DB) error
-	done    chan groupResult
-	promote chan struct{} // this call runs the next group
-}
-
-type groupResult struct {
+	fn       func(tx *gorm.DB) error
 	err      error
 	panicked any // re-panicked in the caller's goroutine
 	stack    []byte
@@ -64,7 +56,9 @@ type groupResult struct {
 // runs alone, as gdb.Transaction). The first caller of a group waits linger
 // for others to join before it begins.
 func NewGroup(gdb *gorm.DB, max int, linger time.Duration) *Group {
-	return &Group{db: gdb, max: max, linger: linger}
+	g := &Group{db: gdb, max: max}
+	g.group = gather.New(max, linger, g.run)
+	return g
 }
 
 // Transaction runs fn in a transaction shared with concurrent callers; see
@@ -75,61 +69,19 @@ func (g *Group) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 	if g.max <= 1 {
 		return g.db.WithContext(ctx).Transaction(fn)
 	}
-	c := &groupCall{fn: fn, done: make(chan groupResult, 1), promote: make(chan struct{}, 1)}
+	c := &groupCall{fn: fn}
 	g.mu.Lock()
 	g.stats.Calls++
-	g.pending = append(g.pending, c)
-	lead := !g.leading
-	g.leading = true
 	g.mu.Unlock()
-	if lead {
-		time.Sleep(g.linger) // let others join the first group
-		g.lead(context.WithoutCancel(ctx))
+	if err := g.group.Do(ctx, c); err != nil {
+		// The call may still commit: the caller sees the cancellation,
+		// as with a plain transaction whose commit outcome is unknown.
+		return fmt.Errorf("group transaction: %w", err)
 	}
-	var r groupResult
-wait:
-	for {
-		select {
-		case r = <-c.done:
-			break wait
-		case <-c.promote:
-			g.lead(context.WithoutCancel(ctx))
-		case <-ctx.Done():
-			if g.leave(c) {
-				// Handed the next group just now: run it (this call
-				// included) so the others go on.
-				g.lead(context.WithoutCancel(ctx))
-			}
-			select {
-			case r = <-c.done:
-				break wait
-			default:
-			}
-			// The call may still commit: the caller sees the cancellation,
-			// as with a plain transaction whose commit outcome is unknown.
-			return fmt.Errorf("group transaction: %w", ctx.Err())
-		}
+	if c.panicked != nil {
+		panic(fmt.Sprintf("%v\n\ngroup transaction stack:\n%s", c.panicked, c.stack))
 	}
-	if r.panicked != nil {
-		panic(fmt.Sprintf("%v\n\ngroup transaction stack:\n%s", r.panicked, r.stack))
-	}
-	return r.err
-}
-
-// leave takes c out of the waiting calls, unless it was just handed the next
-// group (true): then it must run it.
-func (g *Group) leave(c *groupCall) (promoted bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-c.promote:
-		return true
-	default:
-	}
-	if i := slices.Index(g.pending, c); i >= 0 {
-		g.pending = slices.Delete(g.pending, i, i+1)
-	}
-	return false
+	return c.err
 }
 
 // HandlerGroup is the Group a message handler uses: up to 16 transactions,
@@ -142,26 +94,6 @@ func (g *Group) Stats() GroupStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.stats
-}
-
-// lead runs one group, then hands over to the first waiting call or, when
-// none is waiting, stops.
-func (g *Group) lead(ctx context.Context) {
-	g.mu.Lock()
-	n := min(len(g.pending), g.max)
-	batch := g.pending[:n:n]
-	g.pending = g.pending[n:]
-	g.mu.Unlock()
-
-	g.run(ctx, batch)
-
-	g.mu.Lock()
-	if len(g.pending) == 0 {
-		g.leading = false
-	} else {
-		g.pending[0].promote <- struct{}{}
-	}
-	g.mu.Unlock()
 }
 
 func (g *Group) run(ctx context.Context, batch []*groupCall) {
@@ -182,23 +114,18 @@ func (g *Group) run(ctx context.Context, batch []*groupCall) {
 		}
 		g.mu.Unlock()
 		if err == nil {
-			for _, c := range batch {
-				c.done <- groupResult{}
-			}
 			return
 		}
 	}
 	for _, c := range batch {
-		var r groupResult
 		func() {
 			defer func() {
 				if v := recover(); v != nil {
-					r = groupResult{panicked: v, stack: debug.Stack()}
+					c.panicked, c.stack = v, debug.Stack()
 				}
 			}()
-			r.err = g.db.WithContext(ctx).Transaction(c.fn)
+			c.err = g.db.WithContext(ctx).Transaction(c.fn)
 		}()
-		c.done <- r
 	}
 }
 

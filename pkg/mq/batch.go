@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"time"
+
+	"seckill/pkg/gather"
 )
 
 // BatchHandler handles several messages of a group at once, all or nothing.
@@ -36,72 +37,41 @@ const (
 )
 
 // gatherer hands concurrent deliveries of a concurrent (not orderly)
-// subscription to its BatchHandler together. Like db.Group it has no
-// goroutine of its own: the delivery that finds it idle leads the first
-// batch, then hands the next to the first waiting delivery.
+// subscription to its BatchHandler together, through a gather.Group (no
+// goroutine of its own, like db.Group).
 type gatherer struct {
-	fn     BatchHandler
-	log    *slog.Logger
-	max    int
-	linger time.Duration
-
-	mu      sync.Mutex
-	pending []*batchCall
-	leading bool
+	fn    BatchHandler
+	log   *slog.Logger
+	group *gather.Group[*batchCall]
 }
 
 type batchCall struct {
 	msg     Message
-	done    chan bool // true: handled by the batch
-	promote chan struct{}
+	batched bool // handled by the batch
+}
+
+func newGatherer(fn BatchHandler, log *slog.Logger) *gatherer {
+	g := &gatherer{fn: fn, log: log}
+	g.group = gather.New(batchMax, batchLinger, g.runAll)
+	return g
 }
 
 // do reports whether msg was handled as part of a batch; false means the
 // caller handles it alone.
 func (g *gatherer) do(ctx context.Context, msg Message) bool {
-	c := &batchCall{msg: msg, done: make(chan bool, 1), promote: make(chan struct{}, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, c)
-	lead := !g.leading
-	g.leading = true
-	g.mu.Unlock()
-	if lead {
-		time.Sleep(g.linger)
-		g.lead(ctx)
-	}
-	for {
-		select {
-		case ok := <-c.done:
-			return ok
-		case <-c.promote:
-			g.lead(ctx)
-		}
-	}
+	c := &batchCall{msg: msg}
+	// ctx is the handlers' context, cancelled only when a shutdown overruns:
+	// then the message is handled alone (or not at all) like any other.
+	return g.group.Do(ctx, c) == nil && c.batched
 }
 
-// lead runs one batch, then hands over to the first waiting delivery or,
-// when none is waiting, stops.
-func (g *gatherer) lead(ctx context.Context) {
-	g.mu.Lock()
-	n := min(len(g.pending), g.max)
-	batch := g.pending[:n:n]
-	g.pending = g.pending[n:]
-	g.mu.Unlock()
-
+func (g *gatherer) runAll(ctx context.Context, batch []*batchCall) {
 	for _, part := range partition(batch) {
 		ok := len(part) > 1 && g.run(ctx, part)
 		for _, c := range part {
-			c.done <- ok
+			c.batched = ok
 		}
 	}
-
-	g.mu.Lock()
-	if len(g.pending) == 0 {
-		g.leading = false
-	} else {
-		g.pending[0].promote <- struct{}{}
-	}
-	g.mu.Unlock()
 }
 
 // partition splits a gathered batch by tag and into first deliveries and

@@ -203,7 +203,7 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 		lagStopped:    make(chan struct{}),
 	}
 	if sub.Batch != nil && !sub.Orderly {
-		c.batch = &gatherer{fn: sub.Batch, log: c.log, max: batchMax, linger: batchLinger}
+		c.batch = newGatherer(sub.Batch, c.log)
 	}
 	for _, t := range sub.Topics {
 		tag := t.Tag

@@ -44,10 +44,10 @@ func TestPipelineGroupsConcurrentCalls(t *testing.T) {
 			t.Errorf("call %d: %v", i, err)
 		}
 	}
-	if p.groups >= n {
-		t.Errorf("%d calls went out in %d groups, want fewer groups than calls", n, p.groups)
+	if groups := p.group.Groups(); groups >= n {
+		t.Errorf("%d calls went out in %d groups, want fewer groups than calls", n, groups)
 	}
-	t.Logf("%d concurrent calls in %d pipelines", n, p.groups)
+	t.Logf("%d concurrent calls in %d pipelines", n, p.group.Groups())
 }
 
 // TestPipelineReloadsFlushedScript: after SCRIPT FLUSH (Redis restarted) the
@@ -82,9 +82,7 @@ func TestPipelineCancelledCallersDoNotStall(t *testing.T) {
 			t.Errorf("call %d: %v", i, err)
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.running || len(p.pending) != 0 {
-		t.Errorf("after all calls returned: running %v, %d pending; want idle", p.running, len(p.pending))
+	if !p.group.Idle() {
+		t.Error("after all calls returned: a group running or calls pending; want idle")
 	}
 }
