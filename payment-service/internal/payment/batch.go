@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
@@ -14,14 +16,30 @@ import (
 )
 
 // HandleBatch is the mq.BatchHandler of payment.apply. It takes first
-// deliveries of valid created events only and records their pending
-// payments in one transaction: one claim of every message ID and event ID,
-// one INSERT of every payment. Any other set (another tag, a redelivery, an
-// invalid body, an event or order twice in the batch) is mq.ErrNoBatch,
-// untouched. Any failure (an event applied or a payment recorded before, a
+// deliveries of valid created events, or of valid closed events, and applies
+// them in one transaction (see createdBatch and closedBatch). Any other set
+// (mixed or other tags, a redelivery, an invalid body, a message, event or
+// order twice in the batch) is mq.ErrNoBatch, untouched. Any failure (an
+// event applied or a payment recorded before, a payment not created yet, a
 // deadlock) rolls the transaction back and returns an error; each message
 // then goes to Handle alone.
 func (h *Handler) HandleBatch(ctx context.Context, ms []mq.Message) error {
+	if len(ms) == 0 {
+		return mq.ErrNoBatch
+	}
+	switch ms[0].Tag {
+	case events.TagCreated:
+		return h.createdBatch(ctx, ms)
+	case events.TagClosed:
+		return h.closedBatch(ctx, ms)
+	default:
+		return mq.ErrNoBatch
+	}
+}
+
+// createdBatch records the pending payments of created events: one claim of
+// every message ID and event ID, one INSERT of every payment.
+func (h *Handler) createdBatch(ctx context.Context, ms []mq.Message) error {
 	evs := make([]events.OrderCreated, len(ms))
 	keys := make([]string, 0, 2*len(ms))
 	seen := make(map[string]bool, 3*len(ms))
@@ -64,6 +82,110 @@ func (h *Handler) HandleBatch(ctx context.Context, ms []mq.Message) error {
 		h.metrics.count(resultCreated)
 		h.log.InfoContext(ctx, "payment pending", "msg_id", ms[i].ID, "event_id", ev.EventID,
 			"order_id", ev.OrderID, "amount_cents", ev.AmountCents)
+	}
+	return nil
+}
+
+// closedBatch applies closed events as closed does one by one: one claim of
+// every message ID and event ID, one SELECT ... FOR UPDATE of every payment,
+// then one UPDATE per change made (pending -> cancelled; paid -> refunded,
+// for a payment that landed on an order its timeout closed); a payment
+// already cancelled or refunded is left alone. A payment not created yet
+// fails the batch: Handle retries that one later.
+func (h *Handler) closedBatch(ctx context.Context, ms []mq.Message) error {
+	evs := make([]events.OrderClosed, len(ms))
+	keys := make([]string, 0, 2*len(ms))
+	ids := make([]string, len(ms))
+	seen := make(map[string]bool, 3*len(ms))
+	for i, m := range ms {
+		if m.Tag != events.TagClosed || m.ReconsumeTimes > 0 {
+			return mq.ErrNoBatch
+		}
+		var ev events.OrderClosed
+		if err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID); err != nil {
+			return mq.ErrNoBatch // Handle logs and counts the poison message
+		}
+		// A duplicate within the batch would fail the claim after the round
+		// trips; Handle tells them apart without one.
+		for _, k := range []string{"msg:" + m.ID, "event:" + ev.EventID, "order:" + ev.OrderID} {
+			if seen[k] {
+				return mq.ErrNoBatch
+			}
+			seen[k] = true
+		}
+		evs[i] = ev
+		keys = append(keys, m.ID, ev.EventID)
+		ids[i] = ev.OrderID
+	}
+	// Locked in key order, as dedup.Claim sorts its keys, so two batches
+	// overlapping lock rows in one order.
+	sorted := slices.Sorted(slices.Values(ids))
+	var (
+		ends    map[string]Status // the status each payment ends in
+		changed map[string]bool   // changed by this batch
+	)
+	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
+		ends, changed = make(map[string]Status, len(ids)), make(map[string]bool, len(ids)) // fn may run twice
+		if err := dedup.Claim(tx, Consumer, keys...); err != nil {
+			return err
+		}
+		var ps []Payment
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("order_id IN ?", sorted).Order("order_id").Find(&ps).Error; err != nil {
+			return fmt.Errorf("lock %d payments: %w", len(sorted), err)
+		}
+		if len(ps) != len(sorted) {
+			return fmt.Errorf("%d of %d payments: %w", len(sorted)-len(ps), len(sorted), errNotCreated)
+		}
+		moves := map[Status][]string{} // from -> order IDs
+		for _, p := range ps {
+			ends[p.OrderID] = p.Status
+			switch p.Status {
+			case StatusPending:
+				ends[p.OrderID] = StatusCancelled
+			case StatusPaid:
+				ends[p.OrderID] = StatusRefunded
+			default:
+				continue
+			}
+			changed[p.OrderID] = true
+			moves[p.Status] = append(moves[p.Status], p.OrderID)
+		}
+		now := time.Now().UTC()
+		for _, from := range []Status{StatusPending, StatusPaid} {
+			if len(moves[from]) == 0 {
+				continue
+			}
+			to := ends[moves[from][0]]
+			res := tx.Model(&Payment{}).Where("order_id IN ? AND status = ?", moves[from], from).
+				Updates(map[string]any{"status": to, "updated_at": now})
+			if res.Error != nil {
+				return fmt.Errorf("update %d payments to %s: %w", len(moves[from]), to, res.Error)
+			}
+			if res.RowsAffected != int64(len(moves[from])) {
+				// Cannot happen under the row locks; never ack a change not made.
+				return fmt.Errorf("update %d payments to %s: %d rows changed", len(moves[from]), to, res.RowsAffected)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply %d closed events from %s: %w", len(ms), ms[0].ID, err)
+	}
+	for i, ev := range evs {
+		log := h.log.With("msg_id", ms[i].ID, "event_id", ev.EventID, "order_id", ev.OrderID)
+		to := ends[ev.OrderID]
+		switch {
+		case !changed[ev.OrderID]:
+			log.InfoContext(ctx, "payment already closed", "status", to)
+		case to == StatusCancelled:
+			h.metrics.count(resultCancelled)
+			log.InfoContext(ctx, "payment cancelled", "reason", ev.Reason)
+		case to == StatusRefunded:
+			h.metrics.count(resultRefunded)
+			// A payment that landed on an order closed by its pay timeout.
+			log.InfoContext(ctx, "payment refunded", "reason", ev.Reason)
+		}
 	}
 	return nil
 }
