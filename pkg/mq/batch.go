@@ -126,3 +126,37 @@ func (g *gatherer) call(ctx context.Context, ms []Message) (err error) {
 	}()
 	return g.fn(ctx, ms)
 }
+
+// BatchEvents is a batch handler's first step for one kind of event: every
+// message must carry tag, be a first delivery and decode, and no two may
+// share a message ID, an event ID or an order ID (such a batch would fail
+// its claim or insert after the round trips, where the Handler tells the
+// cases apart without one); otherwise it returns ErrNoBatch, and the
+// Handler logs and counts what is wrong. It returns the events in message
+// order, the keys to claim (each message ID and event ID) and the order IDs.
+func BatchEvents[E any](ms []Message, tag string, decode func(Message) (E, error),
+	ids func(*E) (eventID, orderID string)) (evs []E, claimKeys, orderIDs []string, err error) {
+	evs = make([]E, len(ms))
+	claimKeys = make([]string, 0, 2*len(ms))
+	orderIDs = make([]string, len(ms))
+	seen := make(map[string]bool, 3*len(ms))
+	for i, m := range ms {
+		if m.Tag != tag || m.ReconsumeTimes > 0 {
+			return nil, nil, nil, ErrNoBatch
+		}
+		ev, err := decode(m)
+		if err != nil {
+			return nil, nil, nil, ErrNoBatch
+		}
+		eventID, orderID := ids(&ev)
+		for _, k := range []string{"msg:" + m.ID, "event:" + eventID, "order:" + orderID} {
+			if seen[k] {
+				return nil, nil, nil, ErrNoBatch
+			}
+			seen[k] = true
+		}
+		evs[i], orderIDs[i] = ev, orderID
+		claimKeys = append(claimKeys, m.ID, eventID)
+	}
+	return evs, claimKeys, orderIDs, nil
+}

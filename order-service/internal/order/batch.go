@@ -30,27 +30,10 @@ import (
 // Apply then finds each order persisted and sends its timeout again, as
 // after a crash between commit and send.
 func (h *Handler) ApplyBatch(ctx context.Context, ms []mq.Message) error {
-	evs := make([]events.OrderCreated, len(ms))
-	keys := make([]string, 0, 2*len(ms))
-	seen := make(map[string]bool, 3*len(ms))
-	for i, m := range ms {
-		if m.Tag != events.TagCreated || m.ReconsumeTimes > 0 {
-			return mq.ErrNoBatch
-		}
-		ev, err := decodeCreated(m)
-		if err != nil {
-			return mq.ErrNoBatch // Apply logs and counts the poison message
-		}
-		// A duplicate within the batch would make the INSERT fail after
-		// the round trips; Apply tells them apart without one.
-		for _, k := range []string{"msg:" + m.ID, "event:" + ev.EventID, "order:" + ev.OrderID} {
-			if seen[k] {
-				return mq.ErrNoBatch
-			}
-			seen[k] = true
-		}
-		evs[i] = ev
-		keys = append(keys, m.ID, ev.EventID)
+	evs, keys, ids, err := mq.BatchEvents(ms, events.TagCreated, decodeCreated,
+		func(e *events.OrderCreated) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
 	}
 	now := h.now()
 	orders := make([]Order, len(evs))
@@ -60,7 +43,7 @@ func (h *Handler) ApplyBatch(ctx context.Context, ms []mq.Message) error {
 	// Rows in key order, as dedup.Claim sorts its keys, so two batches
 	// overlapping (a re-send on another replica) lock rows in one order.
 	slices.SortFunc(orders, func(a, b Order) int { return cmp.Compare(a.OrderID, b.OrderID) })
-	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, consumerApply, keys...); err != nil {
 			return err
 		}
@@ -69,11 +52,9 @@ func (h *Handler) ApplyBatch(ctx context.Context, ms []mq.Message) error {
 	if err != nil {
 		return fmt.Errorf("persist %d orders from %s: %w", len(ms), ms[0].ID, err)
 	}
-	ids := make([]string, len(evs))
 	for i, ev := range evs {
 		h.metrics.transitions.WithLabelValues(StatusCreated).Inc()
 		h.createdLog(ms[i], ev).InfoContext(ctx, "order persisted", "status", StatusCreated)
-		ids[i] = ev.OrderID
 	}
 	return h.sendTimeouts(ctx, ids)
 }
@@ -108,29 +89,12 @@ func (h *Handler) sendTimeouts(ctx context.Context, orderIDs []string) error {
 // order closed and sends its closed event again, as after a crash between
 // commit and send.
 func (h *Handler) TimeoutBatch(ctx context.Context, ms []mq.Message) error {
-	evs := make([]events.PayTimeout, len(ms))
-	keys := make([]string, 0, 2*len(ms))
-	ids := make([]string, len(ms))
-	seen := make(map[string]bool, 3*len(ms))
-	for i, m := range ms {
-		if m.Tag != events.TagTimeout || m.ReconsumeTimes > 0 {
-			return mq.ErrNoBatch
-		}
-		ev, err := decodeTimeout(m)
-		if err != nil {
-			return mq.ErrNoBatch // Timeout logs and counts the poison message
-		}
-		// Two timeouts of one order (its created event re-sent) share the
-		// event ID: Timeout tells them apart without a failed claim.
-		for _, k := range []string{"msg:" + m.ID, "event:" + ev.EventID, "order:" + ev.OrderID} {
-			if seen[k] {
-				return mq.ErrNoBatch
-			}
-			seen[k] = true
-		}
-		evs[i] = ev
-		keys = append(keys, m.ID, ev.EventID)
-		ids[i] = ev.OrderID
+	// Two timeouts of one order (its created event re-sent) share the event
+	// ID: BatchEvents leaves such a batch to Timeout.
+	evs, keys, ids, err := mq.BatchEvents(ms, events.TagTimeout, decodeTimeout,
+		func(e *events.PayTimeout) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
 	}
 	// DATETIME(3): the time the row keeps, so the closed events carry the
 	// same closed_at as Timeout's, which reads it back.
@@ -142,7 +106,7 @@ func (h *Handler) TimeoutBatch(ctx context.Context, ms []mq.Message) error {
 		orders map[string]Order // as committed
 		won    map[string]bool  // closed by this batch
 	)
-	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		orders, won = make(map[string]Order, len(ids)), make(map[string]bool, len(ids)) // fn may run twice
 		if err := dedup.Claim(tx, consumerTimeout, keys...); err != nil {
 			return err

@@ -40,27 +40,10 @@ func (h *Handler) HandleBatch(ctx context.Context, ms []mq.Message) error {
 // createdBatch records the pending payments of created events: one claim of
 // every message ID and event ID, one INSERT of every payment.
 func (h *Handler) createdBatch(ctx context.Context, ms []mq.Message) error {
-	evs := make([]events.OrderCreated, len(ms))
-	keys := make([]string, 0, 2*len(ms))
-	seen := make(map[string]bool, 3*len(ms))
-	for i, m := range ms {
-		if m.Tag != events.TagCreated || m.ReconsumeTimes > 0 {
-			return mq.ErrNoBatch
-		}
-		ev, err := decodeCreated(m)
-		if err != nil {
-			return mq.ErrNoBatch // Handle logs and counts the poison message
-		}
-		// A duplicate within the batch would make the INSERT fail after
-		// the round trips; Handle tells them apart without one.
-		for _, k := range []string{"msg:" + m.ID, "event:" + ev.EventID, "order:" + ev.OrderID} {
-			if seen[k] {
-				return mq.ErrNoBatch
-			}
-			seen[k] = true
-		}
-		evs[i] = ev
-		keys = append(keys, m.ID, ev.EventID)
+	evs, keys, _, err := mq.BatchEvents(ms, events.TagCreated, decodeCreated,
+		func(e *events.OrderCreated) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
 	}
 	ps := make([]Payment, len(evs))
 	for i, ev := range evs {
@@ -69,7 +52,7 @@ func (h *Handler) createdBatch(ctx context.Context, ms []mq.Message) error {
 	// Rows in key order, as dedup.Claim sorts its keys, so two batches
 	// overlapping (a re-send on another replica) lock rows in one order.
 	slices.SortFunc(ps, func(a, b Payment) int { return cmp.Compare(a.OrderID, b.OrderID) })
-	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		if err := dedup.Claim(tx, Consumer, keys...); err != nil {
 			return err
 		}
@@ -93,29 +76,13 @@ func (h *Handler) createdBatch(ctx context.Context, ms []mq.Message) error {
 // already cancelled or refunded is left alone. A payment not created yet
 // fails the batch: Handle retries that one later.
 func (h *Handler) closedBatch(ctx context.Context, ms []mq.Message) error {
-	evs := make([]events.OrderClosed, len(ms))
-	keys := make([]string, 0, 2*len(ms))
-	ids := make([]string, len(ms))
-	seen := make(map[string]bool, 3*len(ms))
-	for i, m := range ms {
-		if m.Tag != events.TagClosed || m.ReconsumeTimes > 0 {
-			return mq.ErrNoBatch
-		}
+	evs, keys, ids, err := mq.BatchEvents(ms, events.TagClosed, func(m mq.Message) (events.OrderClosed, error) {
 		var ev events.OrderClosed
-		if err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID); err != nil {
-			return mq.ErrNoBatch // Handle logs and counts the poison message
-		}
-		// A duplicate within the batch would fail the claim after the round
-		// trips; Handle tells them apart without one.
-		for _, k := range []string{"msg:" + m.ID, "event:" + ev.EventID, "order:" + ev.OrderID} {
-			if seen[k] {
-				return mq.ErrNoBatch
-			}
-			seen[k] = true
-		}
-		evs[i] = ev
-		keys = append(keys, m.ID, ev.EventID)
-		ids[i] = ev.OrderID
+		err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID)
+		return ev, err
+	}, func(e *events.OrderClosed) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
 	}
 	// Locked in key order, as dedup.Claim sorts its keys, so two batches
 	// overlapping lock rows in one order.
@@ -124,7 +91,7 @@ func (h *Handler) closedBatch(ctx context.Context, ms []mq.Message) error {
 		ends    map[string]Status // the status each payment ends in
 		changed map[string]bool   // changed by this batch
 	)
-	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
+	err = h.tx.Transaction(ctx, func(tx *gorm.DB) error {
 		ends, changed = make(map[string]Status, len(ids)), make(map[string]bool, len(ids)) // fn may run twice
 		if err := dedup.Claim(tx, Consumer, keys...); err != nil {
 			return err
