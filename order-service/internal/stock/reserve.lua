@@ -11,7 +11,10 @@
 -- 5 stock not loaded: the product is known but its stock key is missing (being
 --   rebuilt from the database), or Redis lost its data and inventory-service has
 --   not put the products back yet (no info and no loaded marker).
-local ttl = tonumber(ARGV[6])
+-- Numbers handed to redis.call are formatted with sprintf("%.17g") by Redis;
+-- the arguments below are passed on as the strings they arrived as (and the
+-- amount formatted once as an integer), which keeps that off the hot path.
+local ttl = ARGV[6]
 if ARGV[7] == '1' then
   local prev = redis.call('GET', KEYS[5])
   if prev then
@@ -41,17 +44,18 @@ end
 if stock < qty then
   return {1, '', stock, 0}
 end
-local left = redis.call('DECRBY', KEYS[1], qty)
-redis.call('HINCRBY', KEYS[3], ARGV[1], qty)
+local left = redis.call('DECRBY', KEYS[1], ARGV[3])
+redis.call('HINCRBY', KEYS[3], ARGV[1], ARGV[3])
 local amount = (tonumber(info[1]) or 0) * qty
+local amountStr = string.format('%d', amount)
 redis.call('HSET', KEYS[4], 'order_id', ARGV[4], 'user_id', ARGV[1], 'product_id', ARGV[2],
-  'quantity', qty, 'amount_cents', amount, 'created_at', ARGV[5])
+  'quantity', ARGV[3], 'amount_cents', amountStr, 'created_at', ARGV[5])
 redis.call('EXPIRE', KEYS[4], ttl)
 if ARGV[7] == '1' then
   redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl)
 end
 if ARGV[8] == '1' then
   redis.call('XADD', KEYS[6], '*', 'order_id', ARGV[4], 'user_id', ARGV[1], 'product_id', ARGV[2],
-    'quantity', qty, 'amount_cents', amount, 'created_at', ARGV[5])
+    'quantity', ARGV[3], 'amount_cents', amountStr, 'created_at', ARGV[5])
 end
 return {0, ARGV[4], left, amount}
