@@ -293,9 +293,11 @@ func Groups(samples []Sample) []string {
 }
 
 // DrainRate is a group's best average consumed/s over any window of the
-// given length: with a backlog longer than the window, the throttled drain
-// rate. n is the number of windows looked at (0 when the series is shorter
-// than the window).
+// given length in which the group had a backlog at every sample (lag > 0):
+// the rate its throttle lets through. A group that keeps up with its input
+// (no backlog for a whole window) is not throttled and has no drain rate.
+// n is the number of windows looked at (0 when the series is shorter than
+// the window or the group never had a backlog that long).
 func DrainRate(samples []Sample, group string, window time.Duration) (rate float64, n int) {
 	j := 0
 	for i := range samples {
@@ -305,11 +307,15 @@ func DrainRate(samples []Sample, group string, window time.Duration) (rate float
 		if j == len(samples) {
 			break
 		}
-		a, okA := samples[i].Groups[group]
-		b, okB := samples[j].Groups[group]
-		if !okA || !okB {
+		backlogged := true
+		for k := i; k <= j && backlogged; k++ {
+			g, ok := samples[k].Groups[group]
+			backlogged = ok && g.Lag > 0
+		}
+		if !backlogged {
 			continue
 		}
+		a, b := samples[i].Groups[group], samples[j].Groups[group]
 		n++
 		rate = math.Max(rate, (b.Consumed-a.Consumed)/(samples[j].T-samples[i].T))
 	}

@@ -58,17 +58,31 @@ func TestDrained(t *testing.T) {
 }
 
 func TestDrainRate(t *testing.T) {
+	// G drains a backlog at 200/s for 20 s, then idles; K keeps up with 70/s
+	// of input and never has a backlog for a whole window.
 	var samples []Sample
-	consumed := 0.0
-	for i := range 31 { // 20 s at 200/s, then idle
-		samples = append(samples, Sample{T: float64(i), Groups: map[string]Group{"G": {Consumed: consumed}}})
-		if i < 20 {
-			consumed += 200
+	consumedG, consumedK, lagG := 0.0, 0.0, 4000.0
+	for i := range 31 {
+		lagK := 0.0
+		if i%4 == 0 {
+			lagK = 3
 		}
+		samples = append(samples, Sample{T: float64(i), Groups: map[string]Group{
+			"G": {Consumed: consumedG, Lag: lagG},
+			"K": {Consumed: consumedK, Lag: lagK},
+		}})
+		if i < 20 {
+			consumedG += 200
+			lagG -= 200
+		}
+		consumedK += 70
 	}
 	got, n := DrainRate(samples, "G", 10*time.Second)
 	if got != 200 || n == 0 {
-		t.Errorf("DrainRate = %v over %d windows, want 200", got, n)
+		t.Errorf("DrainRate(G) = %v over %d windows, want 200", got, n)
+	}
+	if got, n := DrainRate(samples, "K", 10*time.Second); n != 0 {
+		t.Errorf("DrainRate(K, never backlogged) = %v over %d windows, want no window", got, n)
 	}
 	if _, n := DrainRate(samples[:5], "G", 10*time.Second); n != 0 {
 		t.Errorf("DrainRate over 4 s = %d windows, want 0", n)
