@@ -42,6 +42,8 @@ const (
 type gatherer struct {
 	fn    BatchHandler
 	log   *slog.Logger
+	m     *Metrics
+	name  string // the consumer group, for the metrics
 	group *gather.Group[*batchCall]
 }
 
@@ -50,8 +52,8 @@ type batchCall struct {
 	batched bool // handled by the batch
 }
 
-func newGatherer(fn BatchHandler, log *slog.Logger) *gatherer {
-	g := &gatherer{fn: fn, log: log}
+func newGatherer(fn BatchHandler, log *slog.Logger, m *Metrics, group string) *gatherer {
+	g := &gatherer{fn: fn, log: log, m: m, name: group}
 	g.group = gather.New(batchMax, batchLinger, g.runAll)
 	return g
 }
@@ -108,12 +110,14 @@ func (g *gatherer) run(ctx context.Context, batch []*batchCall) bool {
 	err := g.call(ctx, ms)
 	switch {
 	case err == nil:
+		g.m.batchedAdd(g.name, ms[0].Tag, true, len(ms))
 		return true
 	case errors.Is(err, ErrNoBatch):
 	default:
 		// Each message now goes to its Handler, which logs what is wrong.
 		g.log.InfoContext(ctx, "batch not handled; handling its messages one by one",
 			"messages", len(ms), "first_msg_id", ms[0].ID, "err", err)
+		g.m.batchedAdd(g.name, ms[0].Tag, false, len(ms))
 	}
 	return false
 }

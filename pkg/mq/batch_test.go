@@ -130,4 +130,14 @@ func TestBatchHandler(t *testing.T) {
 	if ok := testutil.ToFloat64(m.consumed.WithLabelValues(group, topic, resultOK)); ok != total {
 		t.Errorf("consumed{result=ok} = %v, want %d", ok, total)
 	}
+	batched := testutil.ToFloat64(m.batched.WithLabelValues(group, "created", "batched")) +
+		testutil.ToFloat64(m.batched.WithLabelValues(group, "closed", "batched"))
+	fallback := testutil.ToFloat64(m.batched.WithLabelValues(group, "created", "fallback")) +
+		testutil.ToFloat64(m.batched.WithLabelValues(group, "closed", "fallback"))
+	if batched != float64(inBatches) {
+		t.Errorf("messages_batched_total{result=batched} = %v, want the %d messages handled in batches", batched, inBatches)
+	}
+	if fallback < float64(failed+panicks) {
+		t.Errorf("messages_batched_total{result=fallback} = %v, want at least one per failed or panicked batch (%d)", fallback, failed+panicks)
+	}
 }

@@ -203,7 +203,7 @@ func Subscribe(ctx context.Context, cfg Config, sub Subscription, h Handler, log
 		lagStopped:    make(chan struct{}),
 	}
 	if sub.Batch != nil && !sub.Orderly {
-		c.batch = newGatherer(sub.Batch, c.log)
+		c.batch = newGatherer(sub.Batch, c.log, m, sub.Group)
 	}
 	for _, t := range sub.Topics {
 		tag := t.Tag

@@ -8,6 +8,7 @@ type Metrics struct {
 	sent     *prometheus.CounterVec   // topic, mode, result
 	duration *prometheus.HistogramVec // group
 	lag      *prometheus.GaugeVec     // group
+	batched  *prometheus.CounterVec   // group, tag, result
 }
 
 // Results of a consumed message (label result).
@@ -21,7 +22,8 @@ const (
 
 // NewMetrics registers the message metrics of service on reg:
 // <svc>_messages_consumed_total{group,topic,result}, <svc>_messages_sent_total{topic,mode,result},
-// <svc>_consume_duration_seconds{group} and <svc>_consumer_lag{group}. The
+// <svc>_consume_duration_seconds{group}, <svc>_consumer_lag{group} and
+// <svc>_messages_batched_total{group,tag,result}. The
 // lag is the group's whole backlog as the brokers see it, refreshed every
 // 5 s by each consumer; broadcasting groups have none. A nil reg registers
 // nothing: the metrics are kept but not exported (for tests and tools).
@@ -44,9 +46,13 @@ func NewMetrics(reg prometheus.Registerer, service string) *Metrics {
 			Name: service + "_consumer_lag",
 			Help: "Messages in the brokers not yet consumed by the clustering group (max offset minus committed offset, all queues of its topics and of its retry topic; every process of the group reports the same figure).",
 		}, []string{"group"}),
+		batched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: service + "_messages_batched_total",
+			Help: "Messages given to the group's batch handler, by tag and result: batched (handled in the batch) or fallback (the batch failed; each message went to the handler alone).",
+		}, []string{"group", "tag", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.sent, m.duration, m.lag)
+		reg.MustRegister(m.consumed, m.sent, m.duration, m.lag, m.batched)
 	}
 	return m
 }
@@ -55,6 +61,17 @@ func (m *Metrics) consumedInc(group, topic, result string) {
 	if m != nil {
 		m.consumed.WithLabelValues(group, topic, result).Inc()
 	}
+}
+
+func (m *Metrics) batchedAdd(group, tag string, ok bool, n int) {
+	if m == nil {
+		return
+	}
+	result := "batched"
+	if !ok {
+		result = "fallback"
+	}
+	m.batched.WithLabelValues(group, tag, result).Add(float64(n))
 }
 
 func (m *Metrics) sentAdd(topic, mode string, err error, n int) {
