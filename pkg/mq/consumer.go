@@ -484,6 +484,14 @@ func (c *Consumer) Close() error {
 		// our callback returns, in its own goroutine, with no way to wait
 		// for it: give it a moment so Shutdown persists those offsets too.
 		time.Sleep(ackGrace)
+		// Callbacks that began after intake stopped (they wait on released)
+		// have passed through mu: taking it orders what client-go did before
+		// handing them over — putting the pulled messages on the process
+		// queue's channel — before Shutdown closes that channel, which
+		// client-go itself does not order (the race detector reports it).
+		c.mu.Lock()
+		//lint:ignore SA2001 an empty critical section on purpose: see above
+		c.mu.Unlock()
 		if err := c.pc.Shutdown(); err != nil {
 			c.closeErr = fmt.Errorf("shutdown consumer %s: %w", c.sub.Group, err)
 		}
