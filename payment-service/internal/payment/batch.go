@@ -76,11 +76,8 @@ func (h *Handler) createdBatch(ctx context.Context, ms []mq.Message) error {
 // already cancelled or refunded is left alone. A payment not created yet
 // fails the batch: Handle retries that one later.
 func (h *Handler) closedBatch(ctx context.Context, ms []mq.Message) error {
-	evs, keys, ids, err := mq.BatchEvents(ms, events.TagClosed, func(m mq.Message) (events.OrderClosed, error) {
-		var ev events.OrderClosed
-		err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID)
-		return ev, err
-	}, func(e *events.OrderClosed) (string, string) { return e.EventID, e.OrderID })
+	evs, keys, ids, err := mq.BatchEvents(ms, events.TagClosed, decodeClosed,
+		func(e *events.OrderClosed) (string, string) { return e.EventID, e.OrderID })
 	if err != nil {
 		return err
 	}
@@ -106,16 +103,12 @@ func (h *Handler) closedBatch(ctx context.Context, ms []mq.Message) error {
 		}
 		moves := map[Status][]string{} // from -> order IDs
 		for _, p := range ps {
-			ends[p.OrderID] = p.Status
-			switch p.Status {
-			case StatusPending:
-				ends[p.OrderID] = StatusCancelled
-			case StatusPaid:
-				ends[p.OrderID] = StatusRefunded
-			default:
+			to, ok := closedStatus(p.Status)
+			if !ok {
+				ends[p.OrderID] = p.Status
 				continue
 			}
-			changed[p.OrderID] = true
+			ends[p.OrderID], changed[p.OrderID] = to, true
 			moves[p.Status] = append(moves[p.Status], p.OrderID)
 		}
 		now := time.Now().UTC()
@@ -123,7 +116,7 @@ func (h *Handler) closedBatch(ctx context.Context, ms []mq.Message) error {
 			if len(moves[from]) == 0 {
 				continue
 			}
-			to := ends[moves[from][0]]
+			to, _ := closedStatus(from)
 			res := tx.Model(&Payment{}).Where("order_id IN ? AND status = ?", moves[from], from).
 				Updates(map[string]any{"status": to, "updated_at": now})
 			if res.Error != nil {

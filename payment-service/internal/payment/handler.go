@@ -49,8 +49,8 @@ func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
 		}
 		return h.created(ctx, m, ev)
 	case events.TagClosed:
-		var ev events.OrderClosed
-		if err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID); err != nil {
+		ev, err := decodeClosed(m)
+		if err != nil {
 			return err
 		}
 		return h.closed(ctx, m, ev)
@@ -74,6 +74,13 @@ func decodeCreated(m mq.Message) (events.OrderCreated, error) {
 		return ev, fmt.Errorf("message %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
 	}
 	return ev, nil
+}
+
+// decodeClosed decodes and validates a closed event.
+func decodeClosed(m mq.Message) (events.OrderClosed, error) {
+	var ev events.OrderClosed
+	err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID)
+	return ev, err
 }
 
 func (h *Handler) created(ctx context.Context, m mq.Message, ev events.OrderCreated) error {

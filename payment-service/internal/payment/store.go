@@ -80,6 +80,20 @@ func insertPendings(tx *gorm.DB, ps []Payment) error {
 	return nil
 }
 
+// closedStatus is where a payment in status from goes when its order is
+// closed: pending -> cancelled, paid -> refunded; false for a payment already
+// cancelled or refunded, which stays as it is.
+func closedStatus(from Status) (Status, bool) {
+	switch from {
+	case StatusPending:
+		return StatusCancelled, true
+	case StatusPaid:
+		return StatusRefunded, true
+	default:
+		return from, false
+	}
+}
+
 // closePayment applies the order's close inside tx: pending -> cancelled,
 // paid -> refunded; a payment already cancelled or refunded is left alone.
 // It returns the status the payment ends in, whether this call changed it,
@@ -93,12 +107,8 @@ func closePayment(tx *gorm.DB, orderID string) (to Status, changed bool, err err
 	if err != nil {
 		return "", false, fmt.Errorf("lock payment %s: %w", orderID, err)
 	}
-	switch p.Status {
-	case StatusPending:
-		to = StatusCancelled
-	case StatusPaid:
-		to = StatusRefunded
-	default:
+	to, ok := closedStatus(p.Status)
+	if !ok {
 		return p.Status, false, nil
 	}
 	err = tx.Model(&Payment{}).Where("order_id = ? AND status = ?", orderID, p.Status).
