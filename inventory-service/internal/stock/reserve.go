@@ -66,20 +66,34 @@ func (r *Reserver) Handle(ctx context.Context, m mq.Message) error {
 	}
 }
 
-func (r *Reserver) created(ctx context.Context, m mq.Message) error {
+// decodeCreated decodes and validates a created event.
+func decodeCreated(m mq.Message) (events.OrderCreated, error) {
 	var ev events.OrderCreated
 	if err := json.Unmarshal(m.Body, &ev); err != nil {
-		return fmt.Errorf("decode created %s: %w: %w", m.ID, mq.ErrPermanent, err)
+		return ev, fmt.Errorf("decode created %s: %w: %w", m.ID, mq.ErrPermanent, err)
 	}
 	if err := validateOrder(ev.Version, ev.EventID, ev.OrderID, ev.ProductID, ev.Quantity); err != nil {
-		return fmt.Errorf("created %s: %w: %w", m.ID, mq.ErrPermanent, err)
+		return ev, fmt.Errorf("created %s: %w: %w", m.ID, mq.ErrPermanent, err)
+	}
+	return ev, nil
+}
+
+// deduction is what a created event asks Store.Deduct for.
+func deduction(m mq.Message, ev events.OrderCreated) Deduction {
+	return Deduction{
+		MsgID: m.ID, EventID: ev.EventID, OrderID: ev.OrderID, UserID: ev.UserID,
+		ProductID: ev.ProductID, Quantity: ev.Quantity, CreatedAt: ev.CreatedAt,
+	}
+}
+
+func (r *Reserver) created(ctx context.Context, m mq.Message) error {
+	ev, err := decodeCreated(m)
+	if err != nil {
+		return err
 	}
 	log := r.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID,
 		"product_id", ev.ProductID, "user_id", ev.UserID)
-	mv, err := r.store.Deduct(ctx, Deduction{
-		MsgID: m.ID, EventID: ev.EventID, OrderID: ev.OrderID, UserID: ev.UserID,
-		ProductID: ev.ProductID, Quantity: ev.Quantity, CreatedAt: ev.CreatedAt,
-	})
+	mv, err := r.store.Deduct(ctx, deduction(m, ev))
 	dup := errors.Is(err, dedup.ErrSeen)
 	if dup {
 		r.metrics.Duplicates.WithLabelValues(ConsumerReserve).Inc()

@@ -2,7 +2,6 @@ package stock
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,22 +21,14 @@ import (
 // send after the commit: Handle then finds each event consumed and re-sends
 // its ledger line.
 func (r *Reserver) HandleBatch(ctx context.Context, ms []mq.Message) error {
-	ds := make([]Deduction, len(ms))
-	for i, m := range ms {
-		if m.Tag != events.TagCreated || m.ReconsumeTimes > 0 {
-			return mq.ErrNoBatch
-		}
-		var ev events.OrderCreated
-		if err := json.Unmarshal(m.Body, &ev); err != nil {
-			return mq.ErrNoBatch
-		}
-		if err := validateOrder(ev.Version, ev.EventID, ev.OrderID, ev.ProductID, ev.Quantity); err != nil {
-			return mq.ErrNoBatch
-		}
-		ds[i] = Deduction{
-			MsgID: m.ID, EventID: ev.EventID, OrderID: ev.OrderID, UserID: ev.UserID,
-			ProductID: ev.ProductID, Quantity: ev.Quantity, CreatedAt: ev.CreatedAt,
-		}
+	evs, _, _, err := mq.BatchEvents(ms, events.TagCreated, decodeCreated,
+		func(e *events.OrderCreated) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
+	}
+	ds := make([]Deduction, len(evs))
+	for i, ev := range evs {
+		ds[i] = deduction(ms[i], ev)
 	}
 	mvs, err := r.store.DeductBatch(ctx, ds)
 	if errors.Is(err, errSplitBatch) {
