@@ -4,11 +4,24 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Counter sums the counter samples named name in g whose labels include
 // every pair of match (nil matches all); 0 when there is none.
 func Counter(t testing.TB, g prometheus.Gatherer, name string, match map[string]string) float64 {
+	t.Helper()
+	return sum(t, g, name, match, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+// Gauge sums the gauge samples named name in g whose labels include every
+// pair of match (nil matches all); 0 when there is none.
+func Gauge(t testing.TB, g prometheus.Gatherer, name string, match map[string]string) float64 {
+	t.Helper()
+	return sum(t, g, name, match, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+}
+
+func sum(t testing.TB, g prometheus.Gatherer, name string, match map[string]string, value func(*dto.Metric) float64) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
@@ -30,7 +43,7 @@ func Counter(t testing.TB, g prometheus.Gatherer, name string, match map[string]
 					continue samples
 				}
 			}
-			n += m.GetCounter().GetValue()
+			n += value(m)
 		}
 	}
 	return n

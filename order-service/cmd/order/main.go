@@ -40,6 +40,9 @@ const (
 	sweepGrace     = time.Minute      // a created order is swept this long after its timeout was due
 	batchMax       = 64               // batch mode: messages per SendBatch
 	batchWait      = 2 * time.Millisecond
+	// outboxSampleInterval: order_outbox_length and _oldest_age_seconds are
+	// read from Redis this often.
+	outboxSampleInterval = 500 * time.Millisecond
 )
 
 func main() {
@@ -128,6 +131,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if batcher != nil {
 		g.Go(func() error { return batcher.Run(drainCtx) })
 	}
+	monitor := outbox.NewMonitor(rdb, "", outboxSampleInterval, log, reg)
+	g.Go(func() error { return monitor.Run(gctx) })
 	sweeper := order.NewSweeper(handler, mq.DelayDuration(cfg.PayTimeoutLevel)+sweepGrace, sweepInterval)
 	g.Go(func() error { return sweeper.Run(gctx) })
 
