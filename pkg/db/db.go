@@ -85,24 +85,63 @@ func createDatabase(ctx context.Context, cfg *mysql.Config) error {
 	return nil
 }
 
-// Migrate runs every *.sql file at the root of migrations in lexical order.
-// Files must be idempotent (CREATE TABLE IF NOT EXISTS ...): Migrate runs on
-// every start. Statements are split on ";" at the end of a line.
+// Migrate runs every *.sql file at the root of migrations in lexical order,
+// each once per database: applied file names are recorded in
+// schema_migrations, so a file may change a table (ALTER TABLE) and names
+// must be unique across every set migrated into one database (dedup's,
+// outbox's and the service's own). Files written before the record existed
+// are idempotent (CREATE TABLE IF NOT EXISTS) and are simply recorded. A
+// database lock (GET_LOCK) keeps replicas starting together from running a
+// file twice. Statements are split on ";" at the end of a line.
 func Migrate(ctx context.Context, gdb *gorm.DB, migrations fs.FS) error {
 	names, err := fs.Glob(migrations, "*.sql")
 	if err != nil {
 		return fmt.Errorf("list migrations: %w", err)
 	}
 	slices.Sort(names)
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	conn, err := sqlDB.Conn(ctx) // GET_LOCK belongs to one session
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	var locked sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('schema_migrations', 60)").Scan(&locked); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if locked.Int64 != 1 {
+		return errors.New("migrate: another process held the migration lock for 60 s")
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('schema_migrations')") //nolint:errcheck // the session ends anyway
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name VARCHAR(191) NOT NULL PRIMARY KEY,
+		applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
 	for _, name := range names {
+		base := path.Base(name)
+		var n int
+		if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE name = ?", base).Scan(&n); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+		if n > 0 {
+			continue
+		}
 		b, err := fs.ReadFile(migrations, name)
 		if err != nil {
 			return fmt.Errorf("read migration %s: %w", name, err)
 		}
 		for i, stmt := range splitStatements(string(b)) {
-			if err := gdb.WithContext(ctx).Exec(stmt).Error; err != nil {
-				return fmt.Errorf("migration %s statement %d: %w", path.Base(name), i+1, err)
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %s statement %d: %w", base, i+1, err)
 			}
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (name) VALUES (?)", base); err != nil {
+			return fmt.Errorf("record migration %s: %w", base, err)
 		}
 	}
 	return nil

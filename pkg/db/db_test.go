@@ -7,6 +7,7 @@ import (
 	"testing/fstest"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/google/go-cmp/cmp"
 	"gorm.io/gorm"
 
 	"seckill/pkg/db"
@@ -87,5 +88,28 @@ func TestOpenBadDSN(t *testing.T) {
 				t.Fatalf("Open(%q) = nil error, want error", tc.dsn)
 			}
 		})
+	}
+}
+
+// Each file runs once per database: a file that alters a table would fail
+// ("Duplicate column name") if a second start ran it again.
+func TestMigrateRunsEachFileOnce(t *testing.T) {
+	t.Parallel()
+	gdb := testenv.MariaDB(t)
+	ms := fstest.MapFS{
+		"0001_t.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY);\n")},
+		"0002_t.sql": {Data: []byte("ALTER TABLE t ADD COLUMN note VARCHAR(16) NOT NULL DEFAULT '';\n")},
+	}
+	for run := range 3 {
+		if err := db.Migrate(t.Context(), gdb, ms); err != nil {
+			t.Fatalf("Migrate run %d: %v", run+1, err)
+		}
+	}
+	var applied []string
+	if err := gdb.Table("schema_migrations").Order("name").Pluck("name", &applied).Error; err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"0001_t.sql", "0002_t.sql"}, applied); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
 }
