@@ -14,6 +14,7 @@ import (
 	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 )
 
 // OpenDB opens the database of dsn (creating it if missing) and migrates it:
@@ -26,6 +27,10 @@ func OpenDB(ctx context.Context, dsn string, migrations fs.FS) (*gorm.DB, error)
 	if err := db.Migrate(ctx, gdb, dedup.Migrations); err != nil {
 		db.Close(gdb)
 		return nil, fmt.Errorf("migrate dedup: %w", err)
+	}
+	if err := db.Migrate(ctx, gdb, outbox.Migrations); err != nil {
+		db.Close(gdb)
+		return nil, fmt.Errorf("migrate outbox: %w", err)
 	}
 	if err := db.Migrate(ctx, gdb, migrations); err != nil {
 		db.Close(gdb)

@@ -1,5 +1,12 @@
 package events
 
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
 // Redis keys shared by order-service (reservations) and inventory-service
 // (sale warm-up and stock give-back). The product ID sits in a hash tag so a
 // product's keys land in one Redis Cluster slot.
@@ -27,3 +34,41 @@ const OutboxStream = "sk:outbox"
 // empty) or was never loaded: a product without an info hash may exist, so
 // order-service answers "retry later" rather than "unknown product".
 const LoadedKey = "sk:loaded"
+
+// Reservation is an accepted order as the reservation script records it: in
+// the order hash (OrderKey) and in the outbox entry, with the same fields.
+// It exists from before the buyer's 202, so payment-service reads it to take
+// a payment before any consumer has seen the order.
+type Reservation struct {
+	OrderID     string
+	UserID      string
+	ProductID   string
+	Quantity    int
+	AmountCents int64
+	CreatedAt   time.Time // acceptance
+	PayDeadline time.Time // acceptance + the pay window
+}
+
+// ParseReservation reads the fields the reservation script writes (times in
+// Unix milliseconds).
+func ParseReservation(h map[string]string) (Reservation, error) {
+	qty, err1 := strconv.Atoi(h["quantity"])
+	amount, err2 := strconv.ParseInt(h["amount_cents"], 10, 64)
+	created, err3 := strconv.ParseInt(h["created_at"], 10, 64)
+	deadline, err4 := strconv.ParseInt(h["pay_deadline"], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || h["order_id"] == "" {
+		return Reservation{}, fmt.Errorf("malformed reservation %v: %w", h, err)
+	}
+	return Reservation{
+		OrderID: h["order_id"], UserID: h["user_id"], ProductID: h["product_id"], Quantity: qty,
+		AmountCents: amount, CreatedAt: time.UnixMilli(created).UTC(), PayDeadline: time.UnixMilli(deadline).UTC(),
+	}, nil
+}
+
+// Created is the created event of the reservation.
+func (r Reservation) Created() OrderCreated {
+	return Created(OrderCreated{
+		OrderID: r.OrderID, UserID: r.UserID, ProductID: r.ProductID, Quantity: r.Quantity,
+		AmountCents: r.AmountCents, CreatedAt: r.CreatedAt, PayDeadline: r.PayDeadline,
+	})
+}

@@ -131,25 +131,35 @@ func (g *gatherer) call(ctx context.Context, ms []Message) (err error) {
 	return g.fn(ctx, ms)
 }
 
-// BatchEvents is a batch handler's first step for one kind of event: every
-// message must carry tag, be a first delivery and decode, and no two may
-// share a message ID, an event ID or an order ID (such a batch would fail
-// its claim or insert after the round trips, where the Handler tells the
-// cases apart without one); otherwise it returns ErrNoBatch, and the
-// Handler logs and counts what is wrong. It returns the events in message
-// order, the keys to claim (each message ID and event ID) and the order IDs.
-func BatchEvents[E any](ms []Message, tag string, decode func(Message) (E, error),
+// Events decodes the messages of one handler call, a single message (a
+// Handler) or a batch (a BatchHandler), for one kind of event: every message
+// must carry tag. A single message that does not, or does not decode, is
+// permanent (the error wraps ErrPermanent). In a batch every message must
+// also be a first delivery and no two may share a message ID, an event ID
+// or an order ID (such a batch would fail its claim or insert after the
+// round trips, where the Handler tells the cases apart without one); any of
+// that is ErrNoBatch, and the Handler decides each message. It returns the
+// events in message order, the keys to claim (each message ID and event ID)
+// and the order IDs.
+func Events[E any](ms []Message, tag string, decode func([]byte) (E, error),
 	ids func(*E) (eventID, orderID string)) (evs []E, claimKeys, orderIDs []string, err error) {
+	single := len(ms) == 1
 	evs = make([]E, len(ms))
 	claimKeys = make([]string, 0, 2*len(ms))
 	orderIDs = make([]string, len(ms))
 	seen := make(map[string]bool, 3*len(ms))
 	for i, m := range ms {
-		if m.Tag != tag || m.ReconsumeTimes > 0 {
+		switch {
+		case m.Tag != tag && single:
+			return nil, nil, nil, fmt.Errorf("message %s: unexpected tag %q: %w", m.ID, m.Tag, ErrPermanent)
+		case m.Tag != tag || (!single && m.ReconsumeTimes > 0):
 			return nil, nil, nil, ErrNoBatch
 		}
-		ev, err := decode(m)
+		ev, err := decode(m.Body)
 		if err != nil {
+			if single {
+				return nil, nil, nil, fmt.Errorf("message %s (%s): %w: %w", m.ID, m.Tag, ErrPermanent, err)
+			}
 			return nil, nil, nil, ErrNoBatch
 		}
 		eventID, orderID := ids(&ev)

@@ -59,7 +59,7 @@ type Relay struct {
 }
 
 // NewRelay returns a Relay of gdb's outbox through send; reg receives
-// <service>_outbox_relayed_total{result} and <service>_outbox_oldest_age_seconds.
+// <service>_db_outbox_relayed_total{result} and <service>_db_outbox_oldest_age_seconds.
 func NewRelay(gdb *gorm.DB, send Sender, service string, opts Options, log *slog.Logger, reg prometheus.Registerer) *Relay {
 	if opts.Mode == "" {
 		opts.Mode = ModeBatch
@@ -80,11 +80,11 @@ func NewRelay(gdb *gorm.DB, send Sender, service string, opts Options, log *slog
 		db: gdb, send: send, opts: opts, log: log.With("component", "outbox"), wake: make(chan struct{}, 1),
 		clock: func() time.Time { return time.Now().UTC() },
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: service + "_outbox_relayed_total",
+			Name: service + "_db_outbox_relayed_total",
 			Help: "Outbox rows handed to the broker (sent) or left for a later pass after a failed send (failed).",
 		}, []string{"result"}),
 		age: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: service + "_outbox_oldest_age_seconds",
+			Name: service + "_db_outbox_oldest_age_seconds",
 			Help: "Age of the oldest event in the database outbox at the last pass (0 when empty).",
 		}),
 	}

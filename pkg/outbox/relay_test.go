@@ -128,8 +128,8 @@ func TestRelaySendsCommittedRowsOnce(t *testing.T) {
 			if n := e.rows(t); n != 0 {
 				t.Errorf("outbox rows after relaying = %d, want 0", n)
 			}
-			if n := testenv.Counter(t, reg, "test_outbox_relayed_total", map[string]string{"result": "sent"}); n != 40 {
-				t.Errorf("test_outbox_relayed_total{sent} = %v, want 40", n)
+			if n := testenv.Counter(t, reg, "test_db_outbox_relayed_total", map[string]string{"result": "sent"}); n != 40 {
+				t.Errorf("test_db_outbox_relayed_total{sent} = %v, want 40", n)
 			}
 		})
 	}
@@ -157,8 +157,8 @@ func TestRelayKeepsRowsWhileTheBrokerRefuses(t *testing.T) {
 			if n := e.rows(t); n != 10 {
 				t.Fatalf("outbox rows while refused = %d, want 10", n)
 			}
-			if n := testenv.Counter(t, reg, "test_outbox_relayed_total", map[string]string{"result": "failed"}); n < 1 {
-				t.Errorf("test_outbox_relayed_total{failed} = %v, want > 0", n)
+			if n := testenv.Counter(t, reg, "test_db_outbox_relayed_total", map[string]string{"result": "failed"}); n < 1 {
+				t.Errorf("test_db_outbox_relayed_total{failed} = %v, want > 0", n)
 			}
 			e.srv.RefuseSends(false)
 			runCtx, stop := context.WithCancel(t.Context())

@@ -23,6 +23,7 @@ import (
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 )
 
 const service = "inventory"
@@ -71,7 +72,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer producer.Close()
 
 	m := stock.NewMetrics(reg)
-	store := stock.NewStore(gdb)
+	relay := outbox.NewRelay(gdb, producer, service, outbox.Options{}, log, reg)
+	store := stock.NewStore(gdb, relay)
 	reserver := stock.NewReserver(store, rdb, producer, m, log)
 	handlers := map[string]mq.Handler{
 		handlerReserve: reserver.Handle,
@@ -102,8 +104,17 @@ func run(ctx context.Context, log *slog.Logger) error {
 	engine := httpx.NewEngine(log, reg, service)
 	api.Register(engine)
 	g, gctx := errgroup.WithContext(ctx)
+	// Shutdown: HTTP stops, then the consumers, then the relay sends what
+	// they decided last (its drain), then the producer closes.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopRelay()
+	g.Go(func() error { return relay.Run(relayCtx) })
 	g.Go(func() error { return rebuilder.Run(gctx) })
-	g.Go(func() error { return httpx.Serve(gctx, cfg.HTTPAddr, engine, log) })
+	g.Go(func() error {
+		defer stopRelay()
+		defer consumers.Close()
+		return httpx.Serve(gctx, cfg.HTTPAddr, engine, log)
+	})
 	if err := g.Wait(); err != nil {
 		return err
 	}

@@ -82,10 +82,10 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	defer p.Close()
 	orderID := testenv.Unique(t, "o")
-	body, _ := json.Marshal(events.OrderCreated{
-		Version: events.Version, EventID: events.EventID(orderID, events.TagCreated), OrderID: orderID,
-		UserID: "u1", ProductID: product, Quantity: 1, CreatedAt: time.Now().UTC(),
-	})
+	now := time.Now().UTC()
+	body, _ := json.Marshal(events.Created(events.OrderCreated{
+		OrderID: orderID, UserID: "u1", ProductID: product, Quantity: 1, CreatedAt: now, PayDeadline: now.Add(time.Minute),
+	}))
 	if _, err := p.SendSync(t.Context(), mq.Outgoing{Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{orderID}, ShardingKey: orderID, Body: body}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 	"seckill/pkg/testbroker"
 	"seckill/pkg/testenv"
 )
@@ -37,7 +38,7 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	gdb := testenv.MariaDB(t, dedup.Migrations, migrations.FS)
+	gdb := testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS)
 	rdb := testenv.Redis(t)
 	b := testbroker.Start(t)
 	b.CreateTopic(events.TopicSoldOut, 1)
@@ -50,12 +51,16 @@ func newServer(t *testing.T) *server {
 		t.Fatalf("NewProducer() error = %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
-	store := stock.NewStore(gdb)
+	store := stock.NewStore(gdb, nopRelay{})
 	m := stock.NewMetrics(reg)
 	e := httpx.NewEngine(log, reg, "inventory")
 	httpapi.New(stock.NewSales(store, rdb, p, m, log), token, log).Register(e)
 	return &server{h: e, rdb: rdb, store: store, broker: b, logs: logs}
 }
+
+type nopRelay struct{}
+
+func (nopRelay) Notify() {}
 
 func (s *server) do(t *testing.T, method, path, auth, body string) (int, map[string]any) {
 	t.Helper()
@@ -176,7 +181,7 @@ func TestPutThenGet(t *testing.T) {
 	}
 
 	// Some units sell, then a reset starts a new sale from the new stock.
-	_, err = s.store.Deduct(ctx, stock.Deduction{MsgID: "m1", EventID: "o1:created", OrderID: testenv.Unique(t, "o"), ProductID: id, Quantity: 5})
+	_, err = s.store.Deduct(ctx, []stock.Deduction{{MsgID: "m1", EventID: "o1:created", OrderID: testenv.Unique(t, "o"), ProductID: id, Quantity: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}

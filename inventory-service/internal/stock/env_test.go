@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 	"seckill/pkg/testbroker"
 	"seckill/pkg/testenv"
 )
@@ -36,12 +38,24 @@ type env struct {
 	metrics  *stock.Metrics
 	reg      *prometheus.Registry // stock's and pkg/mq's metrics
 	log      *slog.Logger
+	relay    *outbox.Relay
+	relaying sync.Once
+}
+
+// startRelay runs the outbox relay until the test ends.
+func (e *env) startRelay(t *testing.T) {
+	e.relaying.Do(func() {
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.relay.Run(ctx) }()
+		t.Cleanup(func() { stop(); <-done })
+	})
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{
-		gdb:    testenv.MariaDB(t, dedup.Migrations, migrations.FS),
+		gdb:    testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS),
 		rdb:    testenv.Redis(t),
 		broker: testbroker.Start(t, func(o *testbroker.Options) { o.DelayScale = 0.01 }),
 		log:    slog.New(slog.NewJSONHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -60,7 +74,12 @@ func newEnv(t *testing.T) *env {
 	e.producer = p
 	m := stock.NewMetrics(reg)
 	e.metrics, e.reg = m, reg
-	e.store = stock.NewStore(e.gdb)
+	// The events a decision writes reach the broker through the outbox
+	// relay, as in the service, once a test starts it (startRelay): until
+	// then ORDER stays empty, and a stock rebuild's wait for GID-inventory
+	// has nothing to wait for.
+	e.relay = outbox.NewRelay(e.gdb, p, "inventory", outbox.Options{Poll: 20 * time.Millisecond}, e.log, reg)
+	e.store = stock.NewStore(e.gdb, e.relay)
 	e.reserver = stock.NewReserver(e.store, e.rdb, p, m, e.log)
 	e.ledger = stock.NewLedger(e.store, m, e.log)
 	e.sales = stock.NewSales(e.store, e.rdb, p, m, e.log)
@@ -114,10 +133,10 @@ func (e *env) reserve(t *testing.T, o order) {
 
 func createdMsg(t *testing.T, msgID string, o order) mq.Message {
 	t.Helper()
-	return msg(t, msgID, events.TagCreated, events.OrderCreated{
-		Version: events.Version, EventID: events.EventID(o.id, events.TagCreated), OrderID: o.id,
-		UserID: o.user, ProductID: o.product, Quantity: o.qty, AmountCents: 100, CreatedAt: o.createdAt,
-	})
+	return msg(t, msgID, events.TagCreated, events.Created(events.OrderCreated{
+		OrderID: o.id, UserID: o.user, ProductID: o.product, Quantity: o.qty, AmountCents: 100,
+		CreatedAt: o.createdAt, PayDeadline: o.createdAt.Add(time.Minute),
+	}))
 }
 
 func closedMsg(t *testing.T, msgID string, o order) mq.Message {
@@ -205,4 +224,28 @@ func sent[T any](t *testing.T, b *testbroker.Server, topic string) []T {
 		out = append(out, v)
 	}
 	return out
+}
+
+// relayed waits until the outbox is empty and the broker holds at least n
+// messages on the ORDER and STOCK_LEDGER topics together.
+func (e *env) relayed(t *testing.T, n int) {
+	t.Helper()
+	e.startRelay(t)
+	testenv.Eventually(t, 30*time.Second, "outbox relayed", func() bool {
+		var left int64
+		e.gdb.Table("outbox_messages").Count(&left)
+		return left == 0 && len(e.broker.Messages(events.TopicOrder))+len(e.broker.Messages(events.TopicStockLedger)) >= n
+	})
+}
+
+// orderEvents lists the tags of the ORDER messages the broker holds for an order.
+func (e *env) orderEvents(t *testing.T, orderID string) []string {
+	t.Helper()
+	var tags []string
+	for _, m := range e.broker.Messages(events.TopicOrder) {
+		if m.Keys == orderID {
+			tags = append(tags, m.Tags)
+		}
+	}
+	return tags
 }

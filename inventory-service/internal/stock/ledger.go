@@ -2,7 +2,6 @@ package stock
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,11 +29,11 @@ func NewLedger(store *Store, m *Metrics, log *slog.Logger) *Ledger {
 // logged and, after mq.PoisonRetries, dead-lettered by pkg/mq; any other
 // error suspends the queue and retries until it succeeds.
 func (l *Ledger) Handle(ctx context.Context, m mq.Message) error {
-	var ev events.StockMovement
-	if err := json.Unmarshal(m.Body, &ev); err != nil {
-		return fmt.Errorf("decode movement %s: %w: %w", m.ID, mq.ErrPermanent, err)
+	ev, err := events.Decode[events.StockMovement](m.Body)
+	if err == nil {
+		err = validateDelta(ev)
 	}
-	if err := validateMovement(ev); err != nil {
+	if err != nil {
 		return fmt.Errorf("movement %s: %w: %w", m.ID, mq.ErrPermanent, err)
 	}
 	log := l.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID, "product_id", ev.ProductID)
@@ -52,16 +51,13 @@ func (l *Ledger) Handle(ctx context.Context, m mq.Message) error {
 	return nil
 }
 
-func validateMovement(ev events.StockMovement) error {
+// maxQuantity bounds a movement's units; anything above is malformed.
+const maxQuantity = 10_000_000
+
+// validateDelta checks what events.StockMovement.Validate leaves to the
+// ledger: the sign and size of the delta for its kind, and the sale.
+func validateDelta(ev events.StockMovement) error {
 	switch {
-	case ev.Version != events.Version:
-		return fmt.Errorf("version %d, want %d", ev.Version, events.Version)
-	case ev.EventID == "":
-		return errors.New("event_id empty")
-	case ev.OrderID == "":
-		return errors.New("order_id empty")
-	case ev.ProductID == "":
-		return errors.New("product_id empty")
 	case ev.SaleID < 0:
 		return fmt.Errorf("sale_id %d negative", ev.SaleID)
 	case ev.Kind == events.MovementDeduct && ev.Delta < 0 && ev.Delta >= -maxQuantity:

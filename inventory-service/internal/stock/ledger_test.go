@@ -20,6 +20,7 @@ func TestLedgerMatchesSold(t *testing.T) {
 	e := newEnv(t)
 	p := e.product(t, 50, 3)
 	e.broker.DuplicateDelivery(2)
+	e.startRelay(t)
 
 	subscribe := func(group, topic, tag string, orderly bool, h mq.Handler) {
 		t.Helper()

@@ -3,7 +3,6 @@ package stock
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,9 +19,6 @@ import (
 var giveBackLua string
 
 var giveBackScript = redis.NewScript(giveBackLua)
-
-// maxQuantity bounds an order's quantity; anything above is a malformed event.
-const maxQuantity = 10_000_000
 
 // Give-back dedup records in Redis: consuming expires quickly so a crashed
 // consumer's claim is retaken; consumed outlives the broker's retries. After
@@ -58,7 +54,13 @@ func NewReserver(store *Store, rdb redis.UniversalClient, producer *mq.Producer,
 func (r *Reserver) Handle(ctx context.Context, m mq.Message) error {
 	switch m.Tag {
 	case events.TagCreated:
-		return r.created(ctx, m)
+		err := r.created(ctx, []mq.Message{m})
+		if errors.Is(err, dedup.ErrSeen) {
+			r.metrics.Duplicates.WithLabelValues(ConsumerReserve).Inc()
+			r.log.InfoContext(ctx, "created event consumed before", "msg_id", m.ID, "order_id", m.Keys)
+			return nil
+		}
+		return err
 	case events.TagClosed:
 		return r.closed(ctx, m)
 	default:
@@ -66,16 +68,16 @@ func (r *Reserver) Handle(ctx context.Context, m mq.Message) error {
 	}
 }
 
-// decodeCreated decodes and validates a created event.
-func decodeCreated(m mq.Message) (events.OrderCreated, error) {
-	var ev events.OrderCreated
-	if err := json.Unmarshal(m.Body, &ev); err != nil {
-		return ev, fmt.Errorf("decode created %s: %w: %w", m.ID, mq.ErrPermanent, err)
+// HandleBatch is the mq.BatchHandler of inventory.reserve: created events
+// that pass the throttle together are decided in one transaction
+// (Store.Deduct), exactly as one by one. Other sets are mq.ErrNoBatch; a
+// failure (one consumed before among them) rolls back and pkg/mq gives each
+// message to Handle.
+func (r *Reserver) HandleBatch(ctx context.Context, ms []mq.Message) error {
+	if len(ms) == 0 || ms[0].Tag != events.TagCreated {
+		return mq.ErrNoBatch
 	}
-	if err := validateOrder(ev.Version, ev.EventID, ev.OrderID, ev.ProductID, ev.Quantity); err != nil {
-		return ev, fmt.Errorf("created %s: %w: %w", m.ID, mq.ErrPermanent, err)
-	}
-	return ev, nil
+	return r.created(ctx, ms)
 }
 
 // deduction is what a created event asks Store.Deduct for.
@@ -86,56 +88,42 @@ func deduction(m mq.Message, ev events.OrderCreated) Deduction {
 	}
 }
 
-func (r *Reserver) created(ctx context.Context, m mq.Message) error {
-	ev, err := decodeCreated(m)
+// created deducts (or refuses) the orders of created events.
+func (r *Reserver) created(ctx context.Context, ms []mq.Message) error {
+	evs, _, _, err := mq.Events(ms, events.TagCreated, events.Decode[events.OrderCreated],
+		func(e *events.OrderCreated) (string, string) { return e.EventID, e.OrderID })
 	if err != nil {
 		return err
 	}
-	log := r.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID,
-		"product_id", ev.ProductID, "user_id", ev.UserID)
-	mv, err := r.store.Deduct(ctx, deduction(m, ev))
-	dup := errors.Is(err, dedup.ErrSeen)
-	if dup {
-		r.metrics.Duplicates.WithLabelValues(ConsumerReserve).Inc()
-		mv, err = r.store.Movement(ctx, ev.OrderID, events.MovementDeduct)
+	ds := make([]Deduction, len(evs))
+	for i, ev := range evs {
+		ds[i] = deduction(ms[i], ev)
 	}
+	mvs, err := r.store.Deduct(ctx, ds)
 	if err != nil {
-		return fmt.Errorf("deduct for order %s: %w", ev.OrderID, err)
+		return fmt.Errorf("deduct for %d orders from %s: %w", len(ds), ms[0].ID, err)
 	}
-	if !mv.Applied {
-		if dup {
-			log.InfoContext(ctx, "created event consumed before without a stock effect", "note", mv.Note)
-			return nil
+	for i, mv := range mvs {
+		d := ds[i]
+		log := r.log.With("msg_id", d.MsgID, "event_id", d.EventID, "order_id", d.OrderID,
+			"product_id", d.ProductID, "user_id", d.UserID, "quantity", mv.Quantity, "sale_id", mv.SaleID)
+		if mv.Applied {
+			r.metrics.Deductions.Inc()
+			log.InfoContext(ctx, "stock deducted")
+			continue
 		}
+		// Redis accepted a reservation the database cannot cover (or of a
+		// sale reset since): the order is closed, its payment cancelled or
+		// refunded — a business outcome, not a dead letter.
 		r.metrics.Skipped.WithLabelValues(events.TagCreated, mv.Note).Inc()
-		switch mv.Note {
-		case NoteStaleSale:
-			log.WarnContext(ctx, "order belongs to an older sale; stock untouched")
-			return nil
-		case NoteUnknownProduct:
-			return fmt.Errorf("order %s: product %s: %w: %w", ev.OrderID, ev.ProductID, ErrUnknownProduct, mq.ErrPermanent)
-		default:
-			// Redis accepted a reservation the database cannot cover: the
-			// copies disagree. Retrying cannot fix that, so the event is
-			// recorded, logged at Error, counted and dead-lettered (pkg/mq).
-			return fmt.Errorf("order %s wants %d of %s: %w: %w", ev.OrderID, ev.Quantity, ev.ProductID, ErrRefused, mq.ErrPermanent)
-		}
+		log.WarnContext(ctx, "deduction refused; order closed out_of_stock", "note", mv.Note)
 	}
-	if dup {
-		log.InfoContext(ctx, "deduction applied before; re-sending its ledger line")
-	} else {
-		r.metrics.Deductions.Inc()
-		log.InfoContext(ctx, "stock deducted", "quantity", mv.Quantity, "sale_id", mv.SaleID)
-	}
-	return sendLedger(ctx, r.producer, mv)
+	return nil
 }
 
 func (r *Reserver) closed(ctx context.Context, m mq.Message) error {
-	var ev events.OrderClosed
-	if err := json.Unmarshal(m.Body, &ev); err != nil {
-		return fmt.Errorf("decode closed %s: %w: %w", m.ID, mq.ErrPermanent, err)
-	}
-	if err := validateOrder(ev.Version, ev.EventID, ev.OrderID, ev.ProductID, ev.Quantity); err != nil {
+	ev, err := events.Decode[events.OrderClosed](m.Body)
+	if err != nil {
 		return fmt.Errorf("closed %s: %w: %w", m.ID, mq.ErrPermanent, err)
 	}
 	log := r.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID, "product_id", ev.ProductID)
@@ -164,17 +152,15 @@ func (r *Reserver) closed(ctx context.Context, m mq.Message) error {
 		return nil
 	}
 	if dup {
-		log.InfoContext(ctx, "release applied before; finishing its follow-ups")
+		log.InfoContext(ctx, "release applied before; finishing the give-back")
 	} else {
 		r.metrics.Releases.Inc()
 		log.InfoContext(ctx, "stock released", "quantity", rel.Quantity, "sale_id", rel.SaleID)
 	}
-	if !rel.RedisApplied {
-		if err := r.giveBack(ctx, rel, log); err != nil {
-			return err
-		}
+	if rel.RedisApplied {
+		return nil
 	}
-	return sendLedger(ctx, r.producer, rel)
+	return r.giveBack(ctx, rel, log)
 }
 
 // giveBack returns a released order's units to the Redis stock exactly once:
@@ -271,21 +257,4 @@ func (r *Reserver) clearSoldOutIfAvailable(ctx context.Context, productID string
 		return nil
 	}
 	return sendSoldOut(ctx, r.producer, r.metrics, productID, false)
-}
-
-// validateOrder checks the fields created and closed events share.
-func validateOrder(version int, eventID, orderID, productID string, qty int) error {
-	switch {
-	case version != events.Version:
-		return fmt.Errorf("version %d, want %d", version, events.Version)
-	case eventID == "":
-		return errors.New("event_id empty")
-	case orderID == "":
-		return errors.New("order_id empty")
-	case productID == "":
-		return errors.New("product_id empty")
-	case qty < 1 || qty > maxQuantity:
-		return fmt.Errorf("quantity %d out of 1..%d", qty, maxQuantity)
-	}
-	return nil
 }

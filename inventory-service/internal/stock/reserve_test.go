@@ -35,10 +35,15 @@ func TestCreatedRedelivery(t *testing.T) {
 	if got := e.count(t, "SELECT COUNT(*) FROM stock_movements WHERE order_id = ?", o.id); got != 1 {
 		t.Errorf("movements of %s = %d, want 1", o.id, got)
 	}
-	// Every delivery re-sends the ledger line (the follow-up of an applied effect).
+	// The ledger line and the deducted event were written with the
+	// deduction (pkg/outbox): once, whatever the deliveries.
+	e.relayed(t, 2)
 	lines := sent[events.StockMovement](t, e.broker, events.TopicStockLedger)
-	if len(lines) != 3 {
-		t.Fatalf("ledger lines sent = %d, want 3 (one per delivery)", len(lines))
+	if len(lines) != 1 {
+		t.Fatalf("ledger lines sent = %d, want 1", len(lines))
+	}
+	if got := e.orderEvents(t, o.id); !slices.Equal(got, []string{events.TagDeducted}) {
+		t.Errorf("order events of %s = %v, want [deducted]", o.id, got)
 	}
 	for _, l := range lines {
 		if l.EventID != events.EventID(o.id, events.MovementDeduct) || l.Delta != -2 || l.Kind != events.MovementDeduct {
@@ -176,9 +181,15 @@ func TestCreatedRefusedBeyondDBStock(t *testing.T) {
 	e := newEnv(t)
 	p := e.product(t, 1, 5)
 	o := e.newOrder(t, p, "u1", 2) // Redis would never accept it; the DB is the last guard
-	err := e.reserver.Handle(t.Context(), createdMsg(t, "c1", o))
-	if !errors.Is(err, stock.ErrRefused) || !errors.Is(err, mq.ErrPermanent) {
-		t.Fatalf("Handle(created beyond stock) error = %v, want ErrRefused wrapping mq.ErrPermanent", err)
+	// Refused: a business outcome (the order is closed out_of_stock and its
+	// payment cancelled or refunded), not a dead letter.
+	if err := e.reserver.Handle(t.Context(), createdMsg(t, "c1", o)); err != nil {
+		t.Fatalf("Handle(created beyond stock) error = %v, want nil", err)
+	}
+	e.relayed(t, 1)
+	closed := sent[events.OrderClosed](t, e.broker, events.TopicOrder)
+	if len(closed) != 1 || closed[0].OrderID != o.id || closed[0].Reason != events.ReasonOutOfStock || closed[0].UserID != "u1" {
+		t.Errorf("events after the refusal = %+v, want one closed out_of_stock of %s", closed, o.id)
 	}
 	if pr := e.dbProduct(t, p); pr.Sold != 0 {
 		t.Errorf("sold = %d, want 0", pr.Sold)
@@ -260,24 +271,17 @@ func TestConcurrentDeductionsNeverOversell(t *testing.T) {
 	e := newEnv(t)
 	const stockN, buyers = 30, 50
 	p := e.product(t, stockN, 1)
-	errs := make(chan error, buyers)
 	var wg sync.WaitGroup
 	for i := range buyers {
 		o := e.newOrder(t, p, fmt.Sprintf("u%d", i), 1)
-		wg.Go(func() { errs <- e.reserver.Handle(t.Context(), createdMsg(t, "m"+o.id, o)) })
+		wg.Go(func() {
+			if err := e.reserver.Handle(t.Context(), createdMsg(t, "m"+o.id, o)); err != nil {
+				t.Errorf("Handle(created) error = %v, want nil", err)
+			}
+		})
 	}
 	wg.Wait()
-	close(errs)
-	refused := 0
-	for err := range errs {
-		switch {
-		case err == nil:
-		case errors.Is(err, stock.ErrRefused):
-			refused++
-		default:
-			t.Errorf("Handle(created) error = %v, want nil or ErrRefused", err)
-		}
-	}
+	refused := e.count(t, "SELECT COUNT(*) FROM stock_movements WHERE product_id = ? AND note = ?", p, stock.NoteRefused)
 	pr := e.dbProduct(t, p)
 	if pr.Sold != stockN || refused != buyers-stockN {
 		t.Errorf("after %d concurrent deductions on stock %d: sold %d, refused %d; want %d and %d",

@@ -30,30 +30,15 @@ func sendSoldOut(ctx context.Context, p *mq.Producer, m *Metrics, productID stri
 	return nil
 }
 
-// sendLedger sends the movement's line to the globally ordered STOCK_LEDGER topic.
-func sendLedger(ctx context.Context, p *mq.Producer, mv Movement) error {
-	line, err := ledgerLine(mv)
-	if err != nil {
-		return err
-	}
-	if _, err := p.SendSync(ctx, line); err != nil {
-		return fmt.Errorf("send ledger line %s: %w", mv.EventID(), err)
-	}
-	return nil
-}
-
 // ledgerLine is the STOCK_LEDGER message of a movement. It carries the sale,
-// so the ledger consumer need not read it back from stock_movements.
-func ledgerLine(mv Movement) (mq.Outgoing, error) {
-	body, err := json.Marshal(events.StockMovement{
-		Version: events.Version, EventID: mv.EventID(), OrderID: mv.OrderID,
-		ProductID: mv.ProductID, Kind: mv.Kind, Delta: mv.Delta(), At: mv.CreatedAt, SaleID: mv.SaleID,
-	})
-	if err != nil {
-		return mq.Outgoing{}, fmt.Errorf("encode ledger line %s: %w", mv.EventID(), err)
-	}
-	// No sharding key: the topic has one queue, which is the global order.
+// so the ledger consumer need not read it back from stock_movements. No
+// sharding key: the topic has one queue, which is the global order.
+func ledgerLine(mv Movement) mq.Outgoing {
 	return mq.Outgoing{
-		Topic: events.TopicStockLedger, Tag: events.TagMovement, Keys: []string{mv.OrderID}, Body: body,
-	}, nil
+		Topic: events.TopicStockLedger, Tag: events.TagMovement, Keys: []string{mv.OrderID},
+		Body: events.Marshal(events.StockMovement{
+			Version: events.Version, EventID: mv.EventID(), OrderID: mv.OrderID,
+			ProductID: mv.ProductID, Kind: mv.Kind, Delta: mv.Delta(), At: mv.CreatedAt, SaleID: mv.SaleID,
+		}),
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
+	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 )
 
 // Consumer names under which pkg/dedup records what was consumed.
@@ -108,18 +110,21 @@ type LedgerEntry struct {
 func (LedgerEntry) TableName() string { return "stock_ledger" }
 
 // Store is inventory-service's access to its database. Every effect of a
-// consumed message is written in one transaction with its dedup claim.
+// consumed message is written in one transaction with its dedup claim and
+// the events it makes (pkg/outbox).
 type Store struct {
 	db *gorm.DB
 	// tx commits the consumers' deductions and releases together with
 	// concurrent ones (db.Group); the ledger is orderly, one at a time.
-	tx  *db.Group
-	now func() time.Time
+	tx    *db.Group
+	relay interface{ Notify() }
+	now   func() time.Time
 }
 
-// NewStore returns a Store on gdb (opened with TranslateError, see pkg/db).
-func NewStore(gdb *gorm.DB) *Store {
-	return &Store{db: gdb, tx: db.HandlerGroup(gdb), now: func() time.Time { return time.Now().UTC() }}
+// NewStore returns a Store on gdb (opened with TranslateError, see pkg/db);
+// relay is woken after every commit that wrote events.
+func NewStore(gdb *gorm.DB, relay interface{ Notify() }) *Store {
+	return &Store{db: gdb, tx: db.HandlerGroup(gdb), relay: relay, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Sale is what an admin sets for a product's sale.
@@ -181,88 +186,39 @@ type Deduction struct {
 	CreatedAt                                  time.Time // order creation; zero means "current sale"
 }
 
-// Deduct claims the message and event IDs and, in the same transaction, adds
-// the quantity to sold unless that would exceed stock, recording the deduct
-// movement either way. It returns the movement; dedup.ErrSeen when the message,
-// the event or the order's deduction was consumed before (nothing changed).
-func (s *Store) Deduct(ctx context.Context, d Deduction) (Movement, error) {
-	start := Movement{
-		OrderID: d.OrderID, Kind: events.MovementDeduct, ProductID: d.ProductID,
-		UserID: d.UserID, Quantity: d.Quantity, CreatedAt: s.now(),
-	}
-	var mv Movement
-	err := s.tx.Transaction(ctx, func(tx *gorm.DB) error {
-		mv = start // the group may run this twice (db.Group)
-		if err := dedup.Claim(tx, ConsumerReserve, d.MsgID, d.EventID); err != nil {
-			return err
-		}
-		var p Product
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where("product_id = ?", d.ProductID).Take(&p).Error
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			mv.Note = NoteUnknownProduct
-		case err != nil:
-			return fmt.Errorf("lock product %s: %w", d.ProductID, err)
-		case !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt):
-			mv.Note = NoteStaleSale
-		default:
-			// The condition is the oversell guard; the CHECK constraint is the second one.
-			res := tx.Model(&Product{}).
-				Where("product_id = ? AND sold + ? <= stock", d.ProductID, d.Quantity).
-				Updates(map[string]any{"sold": gorm.Expr("sold + ?", d.Quantity), "updated_at": mv.CreatedAt})
-			if res.Error != nil {
-				return fmt.Errorf("deduct %d of %s: %w", d.Quantity, d.ProductID, res.Error)
-			}
-			mv.SaleID = p.SaleID
-			if res.RowsAffected == 1 {
-				mv.Applied = true
-			} else {
-				mv.Note = NoteRefused
-			}
-		}
-		return createMovement(tx, &mv)
-	})
-	if err != nil {
-		return Movement{}, err
-	}
-	return mv, nil
-}
-
-// errSplitBatch: a batch of deductions cannot be applied as one (a repeated
-// key, an unknown product, an older sale, not enough stock for all of it);
-// nothing was written, and each deduction goes through Deduct alone.
-var errSplitBatch = errors.New("deductions not applicable together")
-
-// DeductBatch applies deductions in one transaction, with the same rows and
-// stock as Deduct would write for each: it locks each product once, claims
-// every message and event ID in one statement, records the movements in one
-// statement and adds each product's total to its sold. It only takes a batch
-// whose deductions all apply; otherwise it returns an error wrapping
-// errSplitBatch and writes nothing (a refused or stale deduction is Deduct's
-// to record). dedup.ErrSeen when one of them was consumed before (nothing
-// changed). The movements are returned in the order of ds.
-func (s *Store) DeductBatch(ctx context.Context, ds []Deduction) ([]Movement, error) {
+// Deduct decides the created events of ds in one transaction, in their
+// order, with the same result whether they come one by one or together: it
+// claims every message and event ID, locks each product once, and for each
+// order deducts its units from the database stock, or refuses it (an
+// unknown product, an order of an older sale, or fewer units left than
+// Redis offered). Every decision is recorded as the order's deduct
+// movement and written to the outbox with the events it makes: an applied
+// deduction sends deducted and its ledger line; a refused one sends closed
+// (out_of_stock), so the order is closed and its payment cancelled or
+// refunded. The movements are returned in the order of ds; dedup.ErrSeen
+// when one of them was consumed before (nothing changed).
+func (s *Store) Deduct(ctx context.Context, ds []Deduction) ([]Movement, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	keys, err := batchKeys(ds)
-	if err != nil {
-		return nil, err
-	}
+	keys := make([]string, 0, 2*len(ds))
 	totals := map[string]int{}
 	var products []string
 	for _, d := range ds {
+		keys = append(keys, d.MsgID, d.EventID)
 		if _, ok := totals[d.ProductID]; !ok {
 			products = append(products, d.ProductID)
+			totals[d.ProductID] = 0
 		}
-		totals[d.ProductID] += d.Quantity
 	}
 	// Locked in key order (as the IN scan does) whichever order they came in.
 	slices.Sort(products)
 	now := s.now()
 	var mvs []Movement
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.tx.Transaction(ctx, func(tx *gorm.DB) error {
+		if err := dedup.Claim(tx, ConsumerReserve, keys...); err != nil {
+			return err
+		}
 		var ps []Product
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
 			Where("product_id IN ?", products).Order("product_id").Find(&ps).Error
@@ -270,33 +226,36 @@ func (s *Store) DeductBatch(ctx context.Context, ds []Deduction) ([]Movement, er
 			return fmt.Errorf("lock products %v: %w", products, err)
 		}
 		byID := make(map[string]Product, len(ps))
+		left := make(map[string]int, len(ps))
 		for _, p := range ps {
-			byID[p.ProductID] = p
+			byID[p.ProductID], left[p.ProductID] = p, p.Available()
 		}
-		for _, id := range products {
-			p, ok := byID[id]
-			if !ok {
-				return fmt.Errorf("product %s: %w: %w", id, ErrUnknownProduct, errSplitBatch)
-			}
-			if p.Available() < totals[id] {
-				return fmt.Errorf("%d of %s wanted, %d left: %w", totals[id], id, p.Available(), errSplitBatch)
-			}
-		}
+		clear(totals) // fn may run twice (db.Group)
 		mvs = make([]Movement, len(ds))
+		out := make([]mq.Outgoing, 0, 2*len(ds))
 		for i, d := range ds {
-			p := byID[d.ProductID]
-			if !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt) {
-				return fmt.Errorf("order %s of %s: older sale: %w", d.OrderID, d.ProductID, errSplitBatch)
-			}
-			mvs[i] = Movement{
+			mv := Movement{
 				OrderID: d.OrderID, Kind: events.MovementDeduct, ProductID: d.ProductID, UserID: d.UserID,
-				Quantity: d.Quantity, SaleID: p.SaleID, Applied: true, CreatedAt: now,
+				Quantity: d.Quantity, CreatedAt: now,
 			}
+			p, known := byID[d.ProductID]
+			mv.SaleID = p.SaleID
+			switch {
+			case !known:
+				mv.Note = NoteUnknownProduct
+			case !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt):
+				mv.Note = NoteStaleSale
+			case left[d.ProductID] < d.Quantity:
+				mv.Note = NoteRefused
+			default:
+				mv.Applied = true
+				left[d.ProductID] -= d.Quantity
+				totals[d.ProductID] += d.Quantity
+			}
+			mvs[i] = mv
+			out = append(out, deductionEvents(mv)...)
 		}
-		if err := dedup.Claim(tx, ConsumerReserve, keys...); err != nil {
-			return err
-		}
-		err = tx.Create(&mvs).Error
+		err = tx.Create(&mvs).Error // one INSERT; an order deducted before fails it
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return fmt.Errorf("deductions of %d orders: %w", len(mvs), dedup.ErrSeen)
 		}
@@ -304,7 +263,11 @@ func (s *Store) DeductBatch(ctx context.Context, ds []Deduction) ([]Movement, er
 			return fmt.Errorf("record deductions of %d orders: %w", len(mvs), err)
 		}
 		for _, id := range products {
-			// The locked row was checked above; the condition stays the oversell guard.
+			if totals[id] == 0 {
+				continue
+			}
+			// Checked against the locked row above; the condition stays the
+			// oversell guard, the CHECK constraint a second one.
 			res := tx.Model(&Product{}).
 				Where("product_id = ? AND sold + ? <= stock", id, totals[id]).
 				Updates(map[string]any{"sold": gorm.Expr("sold + ?", totals[id]), "updated_at": now})
@@ -312,41 +275,37 @@ func (s *Store) DeductBatch(ctx context.Context, ds []Deduction) ([]Movement, er
 				return fmt.Errorf("deduct %d of %s: %w", totals[id], id, res.Error)
 			}
 			if res.RowsAffected != 1 {
-				return fmt.Errorf("deduct %d of %s: %w", totals[id], id, errSplitBatch)
+				return fmt.Errorf("deduct %d of %s: %w", totals[id], id, ErrInvariant)
 			}
 		}
-		return nil
+		return outbox.Add(tx, out...)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.relay.Notify()
 	return mvs, nil
 }
 
-// batchKeys are the dedup keys of a batch (message and event IDs). Two
-// deductions sharing a key or an order are left to Deduct: one claim
-// statement would take a repeated key as one.
-func batchKeys(ds []Deduction) ([]string, error) {
-	keys := make([]string, 0, 2*len(ds))
-	seen := make(map[string]bool, 2*len(ds))
-	orders := make(map[string]bool, len(ds))
-	for _, d := range ds {
-		if orders[d.OrderID] {
-			return nil, fmt.Errorf("order %s twice in the batch: %w", d.OrderID, errSplitBatch)
-		}
-		orders[d.OrderID] = true
-		for _, k := range []string{d.MsgID, d.EventID} {
-			if k == "" {
-				continue
-			}
-			if seen[k] {
-				return nil, fmt.Errorf("key %s twice in the batch: %w", k, errSplitBatch)
-			}
-			seen[k] = true
-			keys = append(keys, k)
-		}
+// deductionEvents are what a deduct movement announces: deducted and its
+// ledger line when applied, closed (out_of_stock) when refused.
+func deductionEvents(mv Movement) []mq.Outgoing {
+	if !mv.Applied {
+		return []mq.Outgoing{orderMessage(events.TagClosed, mv.OrderID, events.Closed(events.OrderClosed{
+			OrderID: mv.OrderID, ProductID: mv.ProductID, Quantity: mv.Quantity, UserID: mv.UserID,
+			Reason: events.ReasonOutOfStock, ClosedAt: mv.CreatedAt,
+		}))}
 	}
-	return keys, nil
+	return []mq.Outgoing{
+		orderMessage(events.TagDeducted, mv.OrderID, events.Deducted(events.OrderDeducted{
+			OrderID: mv.OrderID, ProductID: mv.ProductID, Quantity: mv.Quantity, SaleID: mv.SaleID, DeductedAt: mv.CreatedAt,
+		})),
+		ledgerLine(mv),
+	}
+}
+
+func orderMessage(tag, orderID string, ev any) mq.Outgoing {
+	return mq.Outgoing{Topic: events.TopicOrder, Tag: tag, Keys: []string{orderID}, ShardingKey: orderID, Body: events.Marshal(ev)}
 }
 
 // Release claims the message and event IDs and, in the same transaction, gives
@@ -401,10 +360,16 @@ func (s *Store) Release(ctx context.Context, msgID, eventID, orderID string) (Mo
 			return fmt.Errorf("release %d of %s: sold %d is below it: %w", ded.Quantity, ded.ProductID, p.Sold, ErrInvariant)
 		}
 		rel.Applied = true
-		return createMovement(tx, &rel)
+		if err := createMovement(tx, &rel); err != nil {
+			return err
+		}
+		return outbox.Add(tx, ledgerLine(rel))
 	})
 	if err != nil {
 		return Movement{}, err
+	}
+	if rel.Applied {
+		s.relay.Notify()
 	}
 	return rel, nil
 }

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
@@ -18,6 +20,7 @@ import (
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 
 	"seckill/logistics-service/internal/httpapi"
 	"seckill/logistics-service/internal/shipment"
@@ -55,7 +58,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer boot.CloseLogged(log, "producer", producer.Close)
 
-	h := shipment.NewHandler(gdb, producer, log, shipment.NewMetrics(reg))
+	relay := outbox.NewRelay(gdb, producer, "logistics", outbox.Options{}, log, reg)
+	h := shipment.NewHandler(gdb, relay, log, shipment.NewMetrics(reg))
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
 		map[string]mq.Handler{handlerShip: h.Handle}, nil, log, mqMetrics)
 	if err != nil {
@@ -67,10 +71,22 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	engine := httpx.NewEngine(log, reg, "logistics")
 	httpapi.New(gdb, log).Register(engine)
-	log.InfoContext(ctx, "serving", "addr", cfg.HTTPAddr)
-	if err := httpx.Serve(ctx, cfg.HTTPAddr, engine, log); err != nil {
-		return fmt.Errorf("serve http: %w", err)
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	// Shutdown: HTTP stops, then the consumer, then the relay sends what it
+	// shipped last (its drain), then the producer closes.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopRelay()
+	g.Go(func() error { return relay.Run(relayCtx) })
+	g.Go(func() error {
+		defer stopRelay()
+		defer boot.CloseLogged(log, "consumers", consumers.Close)
+		log.InfoContext(ctx, "serving", "addr", cfg.HTTPAddr)
+		if err := httpx.Serve(gctx, cfg.HTTPAddr, engine, log); err != nil {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
 	log.InfoContext(ctx, "stopping")
-	return nil
+	return err
 }

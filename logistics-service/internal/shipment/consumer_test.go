@@ -54,8 +54,8 @@ func TestConsumeThroughBroker(t *testing.T) {
 			t.Errorf("shipments of %s = %d, want 1", id, len(ss))
 			continue
 		}
-		if len(shipped[id]) != 2 {
-			t.Errorf("shipped events of %s = %d, want 2 (one per delivery)", id, len(shipped[id]))
+		if len(shipped[id]) != 1 {
+			t.Errorf("shipped events of %s = %d, want 1 (written with the shipment, sent once)", id, len(shipped[id]))
 		}
 		for _, ev := range shipped[id] {
 			if ev.ShipmentID != ss[0].ShipmentID {

@@ -1,6 +1,7 @@
 package shipment_test
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 	"seckill/pkg/testbroker"
 	"seckill/pkg/testenv"
 
@@ -36,7 +38,7 @@ func testLog(t *testing.T) *slog.Logger {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	log := testLog(t)
-	gdb := testenv.MariaDB(t, dedup.Migrations, migrations.FS)
+	gdb := testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS)
 	srv := testbroker.Start(t)
 	srv.CreateTopic(events.TopicOrder, 4)
 	reg := prometheus.NewRegistry()
@@ -47,10 +49,16 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("NewProducer: %v", err)
 	}
 	t.Cleanup(func() { producer.Close() })
+	// shipped events reach the broker through the outbox relay, as in the service.
+	relay := outbox.NewRelay(gdb, producer, "logistics", outbox.Options{Poll: 20 * time.Millisecond}, log, reg)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
 	return &env{
 		db:      gdb,
 		broker:  srv,
-		handler: shipment.NewHandler(gdb, producer, log, shipment.NewMetrics(reg)),
+		handler: shipment.NewHandler(gdb, relay, log, shipment.NewMetrics(reg)),
 		reg:     reg,
 		mqm:     mqm,
 		mqCfg:   cfg,
@@ -95,9 +103,15 @@ func (e *env) claims(t *testing.T) int64 {
 	return n
 }
 
-// shippedEvents returns the shipped events stored on the broker, by order ID.
+// shippedEvents returns the shipped events stored on the broker, by order
+// ID, once the outbox is relayed.
 func (e *env) shippedEvents(t *testing.T) map[string][]events.OrderShipped {
 	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "outbox relayed", func() bool {
+		var n int64
+		e.db.Table("outbox_messages").Count(&n)
+		return n == 0
+	})
 	out := map[string][]events.OrderShipped{}
 	for _, m := range e.broker.Messages(events.TopicOrder) {
 		if m.Tags != events.TagShipped {

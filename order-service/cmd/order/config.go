@@ -14,20 +14,21 @@ import (
 // Handler names the rocketmq.consumerGroups[].consumers[].handler keys may use.
 const (
 	handlerApply   = "order.apply"
-	handlerTimeout = "order.timeout"
 	handlerSoldOut = "order.soldout"
 	handlerStats   = "order.stats"
 )
 
-var knownHandlers = []string{handlerApply, handlerTimeout, handlerSoldOut, handlerStats}
+var knownHandlers = []string{handlerApply, handlerSoldOut, handlerStats}
 
 // Config is order-service's configuration: defaults, then the YAML file named
 // by CONFIG_FILE (optional), then the environment.
 type Config struct {
-	boot.Common     `yaml:",inline"` // httpAddr, mysqlDSN, consumeRate, rocketmq
-	boot.Redis      `yaml:",inline"` // redisAddr, redisDB
-	PayTimeoutLevel int              `yaml:"payTimeoutLevel" json:"payTimeoutLevel"` // RocketMQ delay level 1..18
-	OrderSendMode   string           `yaml:"orderSendMode" json:"orderSendMode"`     // outbox | batch | sync
+	boot.Common `yaml:",inline"` // httpAddr, mysqlDSN, consumeRate, rocketmq
+	boot.Redis  `yaml:",inline"` // redisAddr, redisDB
+	// PayTimeoutLevel is the RocketMQ delay level 1..18 of the pay timeout;
+	// its delay is the pay window (pay_deadline = acceptance + the delay).
+	PayTimeoutLevel int    `yaml:"payTimeoutLevel" json:"payTimeoutLevel"`
+	OrderSendMode   string `yaml:"orderSendMode" json:"orderSendMode"` // outbox | batch | sync
 }
 
 func defaultConfig() Config {
@@ -43,12 +44,9 @@ func defaultConfig() Config {
 						GroupID: "GID-order",
 						Consumers: []config.Consumer{{
 							Topic: events.TopicOrder, Handler: handlerApply,
-							Tag: events.TagCreated + " || " + events.TagPaid + " || " + events.TagShipped,
+							Tag: events.TagCreated + " || " + events.TagPaid + " || " + events.TagDeducted + " || " +
+								events.TagClosed + " || " + events.TagShipped,
 						}},
-					},
-					{
-						GroupID:   "GID-order-timeout",
-						Consumers: []config.Consumer{{Topic: events.TopicOrder, Tag: events.TagTimeout, Handler: handlerTimeout}},
 					},
 					{
 						GroupID:   "GID-order-soldout",

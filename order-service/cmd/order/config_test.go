@@ -93,8 +93,7 @@ func TestConfigDefaults(t *testing.T) {
 		groups = append(groups, g.GroupID+" "+g.Model+" "+g.Consumers[0].Topic+" "+g.Consumers[0].Tag+" "+g.Consumers[0].Handler)
 	}
 	want := []string{
-		"GID-order  ORDER created || paid || shipped order.apply",
-		"GID-order-timeout  ORDER timeout order.timeout",
+		"GID-order  ORDER created || paid || deducted || closed || shipped order.apply",
 		"GID-order-soldout broadcasting SOLDOUT * order.soldout",
 		"GID-order-stats  ORDER_STATS * order.stats",
 	}

@@ -1,7 +1,9 @@
 // Command order runs order-service: the order intake API (atomic Redis
-// reservation, created events through the outbox, batch or sync send mode),
-// the consumers that persist orders and apply their status events, the
-// pay-timeout close with its sweeper, and the sold-out broadcast listener.
+// reservation with the pay deadline fixed at acceptance; created events and
+// the delayed pay timeout through the Redis outbox, or batch or sync send
+// mode), the consumer that persists orders and follows the decisions about
+// them (confirming the paid and deducted ones through the database outbox),
+// and the sold-out broadcast listener.
 package main
 
 import (
@@ -29,16 +31,15 @@ import (
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
+	dbout "seckill/pkg/outbox"
 )
 
 const service = "order"
 
 // Timings that are not settings.
 const (
-	soldOutFlagTTL = 5 * time.Second  // a local flag is re-checked against Redis this often
-	sweepInterval  = 30 * time.Second // sweeper period
-	sweepGrace     = time.Minute      // a created order is swept this long after its timeout was due
-	batchMax       = 64               // batch mode: messages per SendBatch
+	soldOutFlagTTL = 5 * time.Second // a local flag is re-checked against Redis this often
+	batchMax       = 64              // batch mode: messages per SendBatch
 	batchWait      = 2 * time.Millisecond
 	// outboxSampleInterval: order_outbox_length and _oldest_age_seconds are
 	// read from Redis this often.
@@ -88,14 +89,14 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer producer.Close()
 
 	flags := stock.NewFlags(soldOutFlagTTL)
-	handler := order.NewHandler(gdb, producer, cfg.PayTimeoutLevel, log, order.NewMetrics(reg))
+	relay := dbout.NewRelay(gdb, producer, service, dbout.Options{}, log, reg)
+	handler := order.NewHandler(gdb, relay, log, order.NewMetrics(reg))
 	handlers := map[string]mq.Handler{
 		handlerApply:   handler.Apply,
-		handlerTimeout: handler.Timeout,
 		handlerSoldOut: flags.Handle,
 		handlerStats:   stats.NewCounter(reg).Handle,
 	}
-	batches := map[string]mq.BatchHandler{handlerApply: handler.ApplyBatch, handlerTimeout: handler.TimeoutBatch}
+	batches := map[string]mq.BatchHandler{handlerApply: handler.ApplyBatch}
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate, handlers, batches, log, mqMetrics)
 	if err != nil {
 		return err
@@ -107,9 +108,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	reserver := stock.NewReserver(rdb, stock.Options{Outbox: cfg.OrderSendMode == intake.ModeOutbox})
 	var batcher *intake.Batcher
 	if cfg.OrderSendMode == intake.ModeBatch {
-		batcher = intake.NewBatcher(producer, batchMax, batchWait)
+		batcher = intake.NewBatcher(producer, batchMax, batchWait, cfg.PayTimeoutLevel)
 	}
-	svc := intake.New(cfg.OrderSendMode, reserver, flags, producer, batcher, log)
+	svc := intake.New(cfg.OrderSendMode, cfg.PayTimeoutLevel, reserver, flags, producer, batcher, log)
 	engine := httpx.NewEngine(log, reg, service)
 	httpapi.New(svc, gdb, log, reg).Routes(engine)
 
@@ -119,13 +120,22 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// they drain every order intake accepted.
 	drainCtx, drain := context.WithCancel(context.WithoutCancel(gctx))
 	defer drain()
+	// The database outbox's relay drains after the consumers that write it
+	// have closed.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopRelay()
+	g.Go(func() error { return relay.Run(relayCtx) })
 	g.Go(func() error {
+		defer stopRelay()
+		defer consumers.Close()
 		defer drain()
 		return httpx.Serve(gctx, cfg.HTTPAddr, engine, log)
 	})
 	if cfg.OrderSendMode == intake.ModeOutbox {
 		host, _ := os.Hostname()
-		sender := outbox.New(rdb, producer, outbox.Options{Consumer: fmt.Sprintf("%s-%d", host, os.Getpid())}, log, reg)
+		sender := outbox.New(rdb, producer, outbox.Options{
+			Consumer: fmt.Sprintf("%s-%d", host, os.Getpid()), TimeoutLevel: cfg.PayTimeoutLevel,
+		}, log, reg)
 		g.Go(func() error { return sender.Run(drainCtx) })
 	}
 	if batcher != nil {
@@ -133,8 +143,6 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	monitor := outbox.NewMonitor(rdb, "", outboxSampleInterval, log, reg)
 	g.Go(func() error { return monitor.Run(gctx) })
-	sweeper := order.NewSweeper(handler, mq.DelayDuration(cfg.PayTimeoutLevel)+sweepGrace, sweepInterval)
-	g.Go(func() error { return sweeper.Run(gctx) })
 
 	err = g.Wait()
 	log.InfoContext(ctx, "shutting down")

@@ -15,6 +15,7 @@ import (
 
 	"seckill/pkg/events"
 	"seckill/pkg/logging"
+	"seckill/pkg/mq"
 	"seckill/pkg/testbroker"
 	"seckill/pkg/testenv"
 )
@@ -23,8 +24,10 @@ import (
 const testRedisDB = 14
 
 // TestRun runs the whole service against the embedded broker, MariaDB and
-// Redis: orders are accepted, persisted by GID-order, closed by their pay
-// timeout, the sell-out is broadcast, and SIGTERM-style shutdown is clean.
+// Redis: orders are accepted and leave with their pay timeout, GID-order
+// persists them and follows the paid, deducted and closed decisions
+// (confirming a paid and deducted order once), the sell-out is broadcast,
+// and SIGTERM-style shutdown is clean.
 func TestRun(t *testing.T) {
 	tests := []struct {
 		name, mode string
@@ -116,30 +119,66 @@ func testRun(t *testing.T, mode string, dup int) {
 	if code, body := post("u0"); code != http.StatusConflict {
 		t.Errorf("POST after sell-out = %d %v, want 409", code, body)
 	}
-	// Level 1 (1 s) at DelayScale 0.01: the timeout follows the persist quickly.
-	for _, id := range ids {
-		testenv.Eventually(t, 30*time.Second, "order "+id+" closed by its pay timeout", func() bool { return status(id) == "closed" })
-	}
-	// The row turns closed before the handler counts it and sends closed.
-	testenv.Eventually(t, 30*time.Second, "a closed message for every order", func() bool {
-		closed := map[string]bool{}
+	// Each batch of accepted orders left with one delayed pay timeout
+	// carrying them (level 1 at DelayScale 0.01: in the topic at once).
+	testenv.Eventually(t, 30*time.Second, "pay timeouts carrying every order", func() bool {
+		carried := map[string]bool{}
 		for _, m := range srv.Messages(events.TopicOrder) {
-			if m.Tags == events.TagClosed {
-				closed[m.Keys] = true
+			if m.Tags == events.TagTimeout {
+				ev, err := events.Decode[events.PayTimeout](m.Body)
+				if err != nil {
+					t.Fatalf("timeout message %s: %v", m.MsgID, err)
+				}
+				for _, o := range ev.Orders {
+					carried[o.OrderID] = true
+				}
 			}
 		}
-		return len(closed) == len(ids)
+		return len(carried) == len(ids)
+	})
+	for _, id := range ids {
+		testenv.Eventually(t, 30*time.Second, "order "+id+" persisted", func() bool { return status(id) == "created" })
+	}
+	// What payment-service and inventory-service decide, order-service
+	// follows: ids[0] paid and deducted (confirmed once), ids[1] expired.
+	producer, err := mq.NewProducer(ctx, mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-test",
+		slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { producer.Close() })
+	send := func(tag, id string, ev any) {
+		t.Helper()
+		if _, err := producer.SendSync(ctx, mq.Outgoing{Topic: events.TopicOrder, Tag: tag, Keys: []string{id},
+			ShardingKey: id, Body: events.Marshal(ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	send(events.TagPaid, ids[0], events.Paid(events.OrderPaid{OrderID: ids[0], AmountCents: 100, PaidAt: now}))
+	send(events.TagDeducted, ids[0], events.Deducted(events.OrderDeducted{OrderID: ids[0], ProductID: product, Quantity: 1, SaleID: 1, DeductedAt: now}))
+	send(events.TagClosed, ids[1], events.Closed(events.OrderClosed{OrderID: ids[1], ProductID: product, Quantity: 1,
+		Reason: events.ReasonPayTimeout, ClosedAt: now}))
+	testenv.Eventually(t, 30*time.Second, "order paid", func() bool { return status(ids[0]) == "paid" })
+	testenv.Eventually(t, 30*time.Second, "order closed", func() bool { return status(ids[1]) == "closed" })
+	testenv.Eventually(t, 30*time.Second, "the confirmed event relayed", func() bool {
+		for _, m := range srv.Messages(events.TopicOrder) {
+			if m.Tags == events.TagConfirmed && m.Keys == ids[0] {
+				return true
+			}
+		}
+		return false
 	})
 	if n := len(srv.Messages(events.TopicSoldOut)); n != dup {
 		t.Errorf("SOLDOUT messages = %d, want %d", n, dup)
 	}
-	// Each effect happened once, however often its message was delivered.
-	// A copy that finds the effect applied sends the timeout again at once,
-	// so the order can close before the first copy's handler has counted
-	// its transition: wait for the counters, then check they stay exact.
+	// Each effect happened once, however often its message was delivered:
+	// wait for the counters, then check they stay exact.
 	wants := []string{
 		`order_status_transitions_total{status="created"} 3`,
-		`order_status_transitions_total{status="closed"} 3`,
+		`order_status_transitions_total{status="paid"} 1`,
+		`order_status_transitions_total{status="confirmed"} 1`,
+		`order_status_transitions_total{status="closed"} 1`,
 		`order_requests_total{result="accepted"} 3`,
 		`order_requests_total{result="sold_out"} 1`,
 	}
@@ -170,6 +209,15 @@ func testRun(t *testing.T, mode string, dup int) {
 	}
 	if n := rdb.XLen(ctx, events.OutboxStream).Val(); n != 0 {
 		t.Errorf("outbox length = %d, want 0", n)
+	}
+	confirmed := 0
+	for _, m := range srv.Messages(events.TopicOrder) {
+		if m.Tags == events.TagConfirmed {
+			confirmed++
+		}
+	}
+	if confirmed != dup { // stored dup times by the fault, sent once
+		t.Errorf("confirmed messages = %d, want %d", confirmed, dup)
 	}
 	cancel()
 	select {

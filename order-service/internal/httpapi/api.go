@@ -51,8 +51,9 @@ type createRequest struct {
 }
 
 type createResponse struct {
-	OrderID string `json:"order_id"`
-	Status  string `json:"status"`
+	OrderID     string    `json:"order_id"`
+	Status      string    `json:"status"`
+	PayDeadline time.Time `json:"pay_deadline"` // pay before it (POST /api/v1/payments/{order_id})
 }
 
 func (a *API) create(c *gin.Context) {
@@ -76,7 +77,7 @@ func (a *API) create(c *gin.Context) {
 		result = "replayed"
 	}
 	a.requests.WithLabelValues(result).Inc()
-	c.JSON(http.StatusAccepted, createResponse{OrderID: o.OrderID, Status: "pending"})
+	c.JSON(http.StatusAccepted, createResponse{OrderID: o.OrderID, Status: "pending", PayDeadline: o.PayDeadline})
 }
 
 type orderResponse struct {
@@ -86,6 +87,8 @@ type orderResponse struct {
 	Quantity    int       `json:"quantity"`
 	AmountCents int64     `json:"amount_cents"`
 	Status      string    `json:"status"`
+	CloseReason string    `json:"close_reason,omitempty"`
+	PayDeadline time.Time `json:"pay_deadline"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -103,7 +106,8 @@ func (a *API) get(c *gin.Context) {
 	if err == nil {
 		c.JSON(http.StatusOK, orderResponse{
 			OrderID: o.OrderID, UserID: o.UserID, ProductID: o.ProductID, Quantity: o.Quantity,
-			AmountCents: o.AmountCents, Status: o.Status, CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC(),
+			AmountCents: o.AmountCents, Status: o.Status, CloseReason: o.CloseReason, PayDeadline: o.Deadline(),
+			CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC(),
 		})
 		return
 	}
@@ -118,7 +122,7 @@ func (a *API) get(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, orderResponse{
 		OrderID: r.OrderID, UserID: r.UserID, ProductID: r.ProductID, Quantity: r.Quantity,
-		AmountCents: r.AmountCents, Status: "pending", CreatedAt: r.CreatedAt, UpdatedAt: r.CreatedAt,
+		AmountCents: r.AmountCents, Status: "pending", PayDeadline: r.PayDeadline, CreatedAt: r.CreatedAt, UpdatedAt: r.CreatedAt,
 	})
 }
 

@@ -65,14 +65,14 @@ func setup(t testing.TB, mode string, units int) fixture {
 	})
 	var batcher *intake.Batcher
 	if mode == intake.ModeBatch {
-		batcher = intake.NewBatcher(p, 64, 2*time.Millisecond)
+		batcher = intake.NewBatcher(p, 64, 2*time.Millisecond, 3)
 		bctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { batcher.Run(bctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
 	r := stock.NewReserver(rdb, stock.Options{Outbox: mode == intake.ModeOutbox, Stream: stream, TTL: time.Minute, Loaded: loaded})
-	svc := intake.New(mode, r, stock.NewFlags(time.Minute), p, batcher, log)
+	svc := intake.New(mode, 3, r, stock.NewFlags(time.Minute), p, batcher, log)
 	reg := prometheus.NewRegistry()
 	e := httpx.NewEngine(log, reg, "order")
 	httpapi.New(svc, gdb, log, reg).Routes(e)

@@ -5,32 +5,37 @@ import (
 	"fmt"
 	"time"
 
+	"seckill/order-service/internal/outbox"
+	"seckill/order-service/internal/stock"
 	"seckill/pkg/mq"
 )
 
 // Batcher is the group commit of batch mode: request handlers enqueue their
-// created message and wait; one flusher sends up to Max messages (or what
-// arrived within Wait) as one SendBatch and answers every waiter with its result.
+// reservation and wait; one flusher hands up to Max of them (or what arrived
+// within Wait) on together (outbox.Handoff: one batch send of the created
+// events, one pay timeout) and answers every waiter with the result.
 type Batcher struct {
-	producer *mq.Producer
-	queue    chan batchItem
-	max      int
-	wait     time.Duration
+	producer     *mq.Producer
+	queue        chan batchItem
+	max          int
+	wait         time.Duration
+	timeoutLevel int
 }
 
 type batchItem struct {
-	msg  mq.Outgoing
+	r    stock.Reservation
 	done chan error
 }
 
-// NewBatcher returns a Batcher; run it with Run.
-func NewBatcher(producer *mq.Producer, max int, wait time.Duration) *Batcher {
-	return &Batcher{producer: producer, queue: make(chan batchItem, 4*max), max: max, wait: wait}
+// NewBatcher returns a Batcher; run it with Run. timeoutLevel is the delay
+// level of the pay timeouts.
+func NewBatcher(producer *mq.Producer, max int, wait time.Duration, timeoutLevel int) *Batcher {
+	return &Batcher{producer: producer, queue: make(chan batchItem, 4*max), max: max, wait: wait, timeoutLevel: timeoutLevel}
 }
 
-// Send enqueues msg and waits until its batch was acked by the broker.
-func (b *Batcher) Send(ctx context.Context, msg mq.Outgoing) error {
-	it := batchItem{msg: msg, done: make(chan error, 1)}
+// Send enqueues r and waits until its batch was acked by the broker.
+func (b *Batcher) Send(ctx context.Context, r stock.Reservation) error {
+	it := batchItem{r: r, done: make(chan error, 1)}
 	select {
 	case b.queue <- it:
 	case <-ctx.Done():
@@ -84,15 +89,15 @@ func (b *Batcher) collect(first batchItem, wait time.Duration) []batchItem {
 }
 
 func (b *Batcher) flush(ctx context.Context, items []batchItem) {
-	msgs := make([]mq.Outgoing, len(items))
+	rs := make([]stock.Reservation, len(items))
 	for i, it := range items {
-		msgs[i] = it.msg
+		rs[i] = it.r
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := b.producer.SendBatch(ctx, msgs)
+	err := outbox.Handoff(ctx, b.producer, rs, b.timeoutLevel)
 	if err != nil {
-		err = fmt.Errorf("send batch of %d: %w", len(msgs), err)
+		err = fmt.Errorf("hand off batch of %d: %w", len(rs), err)
 	}
 	for _, it := range items {
 		it.done <- err

@@ -34,8 +34,9 @@ var ErrUnavailable = errors.New("order could not be handed to the broker")
 
 // Order is an accepted order.
 type Order struct {
-	OrderID  string
-	Replayed bool
+	OrderID     string
+	PayDeadline time.Time // fixed at acceptance
+	Replayed    bool
 }
 
 // Request is one order attempt from the HTTP API.
@@ -47,17 +48,24 @@ type Request struct {
 
 // Service takes orders.
 type Service struct {
-	mode     string
-	reserver *stock.Reserver
-	flags    *stock.Flags
-	producer *mq.Producer
-	batcher  *Batcher // batch mode only
-	log      *slog.Logger
+	mode string
+	// payWindow is how long an accepted order can be paid (the delay of
+	// timeoutLevel): its deadline is fixed at acceptance.
+	payWindow    time.Duration
+	timeoutLevel int
+	reserver     *stock.Reserver
+	flags        *stock.Flags
+	producer     *mq.Producer
+	batcher      *Batcher // batch mode only
+	log          *slog.Logger
 }
 
 // New returns a Service. batcher is used (and required) in batch mode only.
-func New(mode string, reserver *stock.Reserver, flags *stock.Flags, producer *mq.Producer, batcher *Batcher, log *slog.Logger) *Service {
-	return &Service{mode: mode, reserver: reserver, flags: flags, producer: producer, batcher: batcher, log: log}
+// timeoutLevel is the delay level of the pay timeout (1..18): the pay window
+// is its delay.
+func New(mode string, timeoutLevel int, reserver *stock.Reserver, flags *stock.Flags, producer *mq.Producer, batcher *Batcher, log *slog.Logger) *Service {
+	return &Service{mode: mode, payWindow: mq.DelayDuration(timeoutLevel), timeoutLevel: timeoutLevel,
+		reserver: reserver, flags: flags, producer: producer, batcher: batcher, log: log}
 }
 
 // Place reserves stock for req and hands the order on. Rejections wrap
@@ -73,7 +81,7 @@ func (s *Service) Place(ctx context.Context, req Request) (Order, error) {
 	}
 	res, err := s.reserver.Reserve(ctx, stock.Request{
 		OrderID: NewOrderID(), UserID: req.UserID, ProductID: req.ProductID, Quantity: req.Quantity,
-		IdempotencyKey: req.IdempotencyKey, Now: time.Now(),
+		IdempotencyKey: req.IdempotencyKey, Now: time.Now(), PayWindow: s.payWindow,
 	})
 	switch {
 	case errors.Is(err, stock.ErrSoldOut):
@@ -98,14 +106,11 @@ func (s *Service) Place(ctx context.Context, req Request) (Order, error) {
 	// The other modes send now, and again on an idempotent replay (the first
 	// send may have failed; consumers deduplicate on the event ID).
 	if s.mode != ModeOutbox {
-		msg, err := outbox.Created(res)
-		if err != nil {
-			return Order{}, err
-		}
+		var err error
 		if s.mode == ModeBatch {
-			err = s.batcher.Send(ctx, msg)
+			err = s.batcher.Send(ctx, res)
 		} else {
-			_, err = s.producer.SendSync(ctx, msg)
+			err = outbox.Handoff(ctx, s.producer, []stock.Reservation{res}, s.timeoutLevel)
 		}
 		if err != nil {
 			s.log.WarnContext(ctx, "order reserved but not handed to the broker", "order_id", res.OrderID,
@@ -115,7 +120,7 @@ func (s *Service) Place(ctx context.Context, req Request) (Order, error) {
 	}
 	s.log.InfoContext(ctx, "order accepted", "order_id", res.OrderID, "user_id", req.UserID,
 		"product_id", req.ProductID, "quantity", req.Quantity, "replayed", res.Replayed, "mode", s.mode)
-	return Order{OrderID: res.OrderID, Replayed: res.Replayed}, nil
+	return Order{OrderID: res.OrderID, PayDeadline: res.PayDeadline, Replayed: res.Replayed}, nil
 }
 
 // Pending returns the Redis reservation of an order not yet persisted.

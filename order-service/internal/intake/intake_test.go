@@ -1,9 +1,12 @@
 package intake_test
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -13,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"seckill/order-service/internal/intake"
-	"seckill/order-service/internal/outbox"
 	"seckill/order-service/internal/stock"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
@@ -23,7 +25,8 @@ import (
 
 func broker(t *testing.T) (*testbroker.Server, *mq.Producer) {
 	t.Helper()
-	srv := testbroker.Start(t)
+	// Delays 1000× shorter: a pay timeout is in its topic within milliseconds.
+	srv := testbroker.Start(t, func(o *testbroker.Options) { o.DelayScale = 0.001 })
 	for topic, q := range map[string]int{events.TopicOrder: 4, events.TopicSoldOut: 1, events.TopicOrderStats: 4} {
 		srv.CreateTopic(topic, q)
 	}
@@ -57,11 +60,49 @@ func createdCount(srv *testbroker.Server) map[string]int {
 	return out
 }
 
+func reservation(id string) stock.Reservation {
+	now := time.Now().UTC()
+	return stock.Reservation{Reservation: events.Reservation{
+		OrderID: id, UserID: "u", ProductID: "p", Quantity: 1, CreatedAt: now, PayDeadline: now.Add(10 * time.Second),
+	}}
+}
+
+// timedOut waits for the broker's delayed messages to come due and lists
+// the orders the pay-timeout messages carry, by order ID.
+func timedOut(t *testing.T, srv *testbroker.Server) map[string]int {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "delayed messages due", func() bool { return srv.PendingDelayed() == 0 })
+	out := map[string]int{}
+	for _, m := range srv.Messages(events.TopicOrder) {
+		if m.Tags != events.TagTimeout {
+			continue
+		}
+		body := m.Body
+		if m.SysFlag&1 != 0 { // the producer compressed a large body
+			zr, err := zlib.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev, err := events.Decode[events.PayTimeout](body)
+		if err != nil {
+			t.Fatalf("timeout message %s: %v", m.MsgID, err)
+		}
+		for _, o := range ev.Orders {
+			out[o.OrderID]++
+		}
+	}
+	return out
+}
+
 // TestBatcherGroupCommit: concurrent senders are answered after their batch
 // is in the broker, and every message arrives once.
 func TestBatcherGroupCommit(t *testing.T) {
 	srv, p := broker(t)
-	b := intake.NewBatcher(p, 64, 2*time.Millisecond)
+	b := intake.NewBatcher(p, 64, 2*time.Millisecond, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -69,12 +110,7 @@ func TestBatcherGroupCommit(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			msg, err := outbox.Created(stock.Reservation{OrderID: fmt.Sprintf("o%d", i), UserID: "u", ProductID: "p", Quantity: 1})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if err := b.Send(t.Context(), msg); err != nil {
+			if err := b.Send(t.Context(), reservation(fmt.Sprintf("o%d", i))); err != nil {
 				t.Errorf("Send(o%d) error = %v", i, err)
 			}
 		})
@@ -89,6 +125,10 @@ func TestBatcherGroupCommit(t *testing.T) {
 			t.Errorf("messages for %s = %d, want 1", id, c)
 		}
 	}
+	// Each batch sent one delayed pay timeout carrying its orders.
+	if got := timedOut(t, srv); len(got) != n {
+		t.Errorf("orders in pay timeouts = %d, want %d", len(got), n)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
@@ -97,14 +137,13 @@ func TestBatcherGroupCommit(t *testing.T) {
 
 func TestBatcherReportsSendFailure(t *testing.T) {
 	srv, p := broker(t)
-	b := intake.NewBatcher(p, 64, 2*time.Millisecond)
+	b := intake.NewBatcher(p, 64, 2*time.Millisecond, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	srv.RefuseSends(true)
-	msg, _ := outbox.Created(stock.Reservation{OrderID: "o1", UserID: "u", ProductID: "p", Quantity: 1})
-	if err := b.Send(t.Context(), msg); err == nil {
+	if err := b.Send(t.Context(), reservation("o1")); err == nil {
 		t.Fatal("Send while the broker refuses sends: error = nil, want an error")
 	}
 }
@@ -117,7 +156,7 @@ func TestSyncModeFailureKeepsReservation(t *testing.T) {
 	srv, p := broker(t)
 	product := sale(t, rdb, 5)
 	r := stock.NewReserver(rdb, stock.Options{TTL: time.Minute})
-	svc := intake.New(intake.ModeSync, r, stock.NewFlags(time.Minute), p, nil, slog.New(slog.DiscardHandler))
+	svc := intake.New(intake.ModeSync, 3, r, stock.NewFlags(time.Minute), p, nil, slog.New(slog.DiscardHandler))
 	key := testenv.Unique(t, "k")
 	t.Cleanup(func() { rdb.Del(context.Background(), events.IdempotencyKey("u1", key)) })
 	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: key}
@@ -148,7 +187,7 @@ func TestSoldOutFlag(t *testing.T) {
 	srv, p := broker(t)
 	product := sale(t, rdb, 1)
 	flags := stock.NewFlags(time.Hour)
-	svc := intake.New(intake.ModeOutbox, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
+	svc := intake.New(intake.ModeOutbox, 3, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
 		flags, p, nil, slog.New(slog.DiscardHandler))
 	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u1", ProductID: product, Quantity: 1}); err != nil {
 		t.Fatal(err)
@@ -174,9 +213,11 @@ func TestIdempotentRetryAfterSoldOut(t *testing.T) {
 	_, p := broker(t)
 	product := sale(t, rdb, 1)
 	flags := stock.NewFlags(time.Hour)
-	svc := intake.New(intake.ModeOutbox, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
+	svc := intake.New(intake.ModeOutbox, 3, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
 		flags, p, nil, slog.New(slog.DiscardHandler))
-	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: "k1"}
+	// Keys unique to the run: a key left by an earlier run (TTL 1 min) would replay.
+	k1, k2 := testenv.Unique(t, "k1"), testenv.Unique(t, "k2")
+	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: k1}
 	first, err := svc.Place(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +229,7 @@ func TestIdempotentRetryAfterSoldOut(t *testing.T) {
 	if err != nil || again.OrderID != first.OrderID || !again.Replayed {
 		t.Fatalf("retry after sell-out = %+v, %v; want order %s replayed", again, err, first.OrderID)
 	}
-	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u2", ProductID: product, Quantity: 1, IdempotencyKey: "k2"}); !errors.Is(err, stock.ErrSoldOut) {
+	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u2", ProductID: product, Quantity: 1, IdempotencyKey: k2}); !errors.Is(err, stock.ErrSoldOut) {
 		t.Fatalf("new key after sell-out = %v, want %v", err, stock.ErrSoldOut)
 	}
 }

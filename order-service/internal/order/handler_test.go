@@ -1,16 +1,14 @@
 package order_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
@@ -19,320 +17,184 @@ import (
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
-	"seckill/pkg/testbroker"
+	"seckill/pkg/outbox"
 	"seckill/pkg/testenv"
 )
 
-type fixture struct {
-	h   *order.Handler
-	db  *gorm.DB
-	srv *testbroker.Server
+type nopRelay struct{}
+
+func (nopRelay) Notify() {}
+
+type env struct {
+	db *gorm.DB
+	h  *order.Handler
 }
 
-func setup(t *testing.T) fixture {
+func newEnv(t *testing.T) env {
 	t.Helper()
-	gdb := testenv.MariaDB(t, dedup.Migrations, migrations.FS)
-	srv := testbroker.Start(t)
-	srv.CreateTopic(events.TopicOrder, 4)
-	log := slog.New(slog.DiscardHandler)
-	p, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-order-test", log,
-		mq.NewMetrics(prometheus.NewRegistry(), "test"))
-	if err != nil {
-		t.Fatalf("NewProducer: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
-	// Level 5 (1 min): timeouts stay scheduled in the broker for the whole test.
-	h := order.NewHandler(gdb, p, 5, log, order.NewMetrics(prometheus.NewRegistry()))
-	return fixture{h: h, db: gdb, srv: srv}
+	gdb := testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS)
+	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
+	return env{db: gdb, h: order.NewHandler(gdb, nopRelay{}, log, order.NewMetrics(prometheus.NewRegistry()))}
 }
 
-func body(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func createdMsg(t *testing.T, msgID, orderID string) mq.Message {
-	return mq.Message{ID: msgID, Topic: events.TopicOrder, Tag: events.TagCreated, Keys: orderID,
-		Body: body(t, events.OrderCreated{
-			Version: events.Version, EventID: events.EventID(orderID, events.TagCreated), OrderID: orderID,
-			UserID: "u1", ProductID: "p1", Quantity: 2, AmountCents: 1998, CreatedAt: time.Now().UTC(),
-		})}
-}
-
-func paidMsg(t *testing.T, msgID, orderID string) mq.Message {
-	return mq.Message{ID: msgID, Topic: events.TopicOrder, Tag: events.TagPaid, Keys: orderID,
-		Body: body(t, events.OrderPaid{
-			Version: events.Version, EventID: events.EventID(orderID, events.TagPaid), OrderID: orderID, AmountCents: 1998,
-		})}
-}
-
-func timeoutMsg(t *testing.T, msgID, orderID string) mq.Message {
-	return mq.Message{ID: msgID, Topic: events.TopicOrder, Tag: events.TagTimeout, Keys: orderID,
-		Body: body(t, events.PayTimeout{
-			Version: events.Version, EventID: events.EventID(orderID, events.TagTimeout), OrderID: orderID,
-		})}
-}
-
-func shippedMsg(t *testing.T, msgID, orderID string) mq.Message {
-	return mq.Message{ID: msgID, Topic: events.TopicOrder, Tag: events.TagShipped, Keys: orderID,
-		Body: body(t, events.OrderShipped{
-			Version: events.Version, EventID: events.EventID(orderID, events.TagShipped), OrderID: orderID, ShipmentID: "s1",
-		})}
-}
-
-// sent counts the messages with tag for orderID in the broker's ORDER topic
-// (delayed messages appear there only when due).
-func (f fixture) sent(tag, orderID string) int {
-	n := 0
-	for _, m := range f.srv.Messages(events.TopicOrder) {
-		if m.Tags == tag && slices.Contains(strings.Fields(m.Keys), orderID) {
-			n++
+// ev builds the message of one event of order id; n tells re-sends apart
+// (a new message ID, the same event ID).
+func ev(tag, id string, n int) mq.Message {
+	now := time.Now().UTC()
+	var body any
+	switch tag {
+	case events.TagCreated:
+		body = events.Created(events.OrderCreated{OrderID: id, UserID: "u", ProductID: "p", Quantity: 1, AmountCents: 5,
+			CreatedAt: now, PayDeadline: now.Add(time.Minute)})
+	case events.TagPaid:
+		body = events.Paid(events.OrderPaid{OrderID: id, AmountCents: 5, PaidAt: now})
+	case events.TagDeducted:
+		body = events.Deducted(events.OrderDeducted{OrderID: id, ProductID: "p", Quantity: 1, SaleID: 1, DeductedAt: now})
+	case events.TagShipped:
+		body = events.Shipped(events.OrderShipped{OrderID: id, ShipmentID: "s-" + id, ShippedAt: now})
+	case "expired", "refused":
+		reason := events.ReasonPayTimeout
+		if tag == "refused" {
+			reason = events.ReasonOutOfStock
 		}
+		tag, body = events.TagClosed, events.Closed(events.OrderClosed{OrderID: id, ProductID: "p", Quantity: 1, Reason: reason, ClosedAt: now})
 	}
-	return n
+	return mq.Message{ID: fmt.Sprintf("%s-%s-%d", id, tag, n), Topic: events.TopicOrder, Tag: tag, Keys: id, Body: events.Marshal(body)}
 }
 
-func (f fixture) status(t *testing.T, orderID string) string {
+// result is an order's end: status, close reason, deducted, and the tags of
+// the events written for it.
+type result struct {
+	Status, Reason string
+	Deducted       bool
+	Out            []string
+}
+
+func (e env) result(t *testing.T, id string) result {
 	t.Helper()
-	o, err := order.Get(f.db, orderID)
-	if err != nil {
-		t.Fatalf("Get(%s) error = %v", orderID, err)
-	}
-	return o.Status
-}
-
-func (f fixture) rows(t *testing.T, orderID string) int64 {
-	t.Helper()
-	var n int64
-	if err := f.db.Model(&order.Order{}).Where("order_id = ?", orderID).Count(&n).Error; err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func mustApply(t *testing.T, f fixture, m mq.Message) {
-	t.Helper()
-	if err := f.h.Apply(t.Context(), m); err != nil {
-		t.Fatalf("Apply(%s %s) error = %v", m.Tag, m.ID, err)
-	}
-}
-
-func TestCreatedDeliveredTwice(t *testing.T) {
-	f := setup(t)
-	mustApply(t, f, createdMsg(t, "m1", "o1"))
-	mustApply(t, f, createdMsg(t, "m1", "o1")) // broker redelivery: same msg ID
-	mustApply(t, f, createdMsg(t, "m2", "o1")) // producer re-send (outbox replay): new msg ID, same event ID
-	if n := f.rows(t, "o1"); n != 1 {
-		t.Errorf("order rows for o1 = %d, want 1", n)
-	}
-	o, err := order.Get(f.db, "o1")
+	o, err := order.Get(e.db, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Status != order.StatusCreated || o.Quantity != 2 || o.AmountCents != 1998 || o.UserID != "u1" || o.ProductID != "p1" {
-		t.Errorf("order o1 = %+v, want created u1 p1 qty 2 amount 1998", o)
-	}
-	// Every delivery (re-)sends the delayed timeout: a crash between commit
-	// and send must not lose it. Level 5 keeps them scheduled.
-	if n := f.srv.PendingDelayed(); n != 3 {
-		t.Errorf("scheduled timeout messages = %d, want 3", n)
-	}
-}
-
-func TestPaidThenShipped(t *testing.T) {
-	f := setup(t)
-	mustApply(t, f, createdMsg(t, "m1", "o1"))
-	mustApply(t, f, paidMsg(t, "m2", "o1"))
-	if got := f.status(t, "o1"); got != order.StatusPaid {
-		t.Fatalf("status after paid = %s, want paid", got)
-	}
-	mustApply(t, f, paidMsg(t, "m2", "o1")) // redelivery re-sends confirmed, no second effect
-	if n := f.sent(events.TagConfirmed, "o1"); n != 2 {
-		t.Errorf("confirmed messages = %d, want 2 (one per delivery)", n)
-	}
-	mustApply(t, f, shippedMsg(t, "m3", "o1"))
-	mustApply(t, f, shippedMsg(t, "m4", "o1"))
-	if got := f.status(t, "o1"); got != order.StatusShipped {
-		t.Errorf("status after shipped = %s, want shipped", got)
-	}
-}
-
-func TestPaidBeforeCreatedIsRetried(t *testing.T) {
-	f := setup(t)
-	err := f.h.Apply(t.Context(), paidMsg(t, "m2", "o1"))
-	if err == nil || errors.Is(err, mq.ErrPermanent) {
-		t.Fatalf("Apply(paid) on a missing order error = %v, want a retryable error", err)
-	}
-	// The failed attempt left no dedup claim: the redelivery applies.
-	mustApply(t, f, createdMsg(t, "m1", "o1"))
-	mustApply(t, f, paidMsg(t, "m2", "o1"))
-	if got := f.status(t, "o1"); got != order.StatusPaid {
-		t.Errorf("status = %s, want paid", got)
-	}
-}
-
-func TestTimeoutClosesUnpaidOrder(t *testing.T) {
-	f := setup(t)
-	mustApply(t, f, createdMsg(t, "m1", "o1"))
-	for _, id := range []string{"t1", "t1", "t2"} {
-		if err := f.h.Timeout(t.Context(), timeoutMsg(t, id, "o1")); err != nil {
-			t.Fatalf("Timeout(%s) error = %v", id, err)
-		}
-	}
-	o, err := order.Get(f.db, "o1")
-	if err != nil {
+	var out []string
+	if err := e.db.Table("outbox_messages").Where("msg_key = ?", id).Order("id").Pluck("tag", &out).Error; err != nil {
 		t.Fatal(err)
 	}
-	if o.Status != order.StatusClosed || o.CloseReason != order.ReasonPayTimeout {
-		t.Errorf("order = %s/%s, want closed/pay_timeout", o.Status, o.CloseReason)
+	if len(out) == 0 {
+		out = nil
 	}
-	msgs := f.srv.Messages(events.TopicOrder)
-	var closed []events.OrderClosed
-	for _, m := range msgs {
-		if m.Tags == events.TagClosed {
-			var ev events.OrderClosed
-			if err := json.Unmarshal(m.Body, &ev); err != nil {
-				t.Fatal(err)
-			}
-			closed = append(closed, ev)
-		}
-	}
-	// Each delivery sends closed (downstream deduplicates on the event ID).
-	if len(closed) != 3 {
-		t.Fatalf("closed messages = %d, want 3", len(closed))
-	}
-	if c := closed[0]; c.EventID != "o1:closed" || c.ProductID != "p1" || c.Quantity != 2 || c.Reason != order.ReasonPayTimeout {
-		t.Errorf("closed event = %+v, want o1:closed p1 qty 2 pay_timeout", c)
-	}
-	// A payment that lands after the close loses: no confirmed.
-	mustApply(t, f, paidMsg(t, "m2", "o1"))
-	if got, n := f.status(t, "o1"), f.sent(events.TagConfirmed, "o1"); got != order.StatusClosed || n != 0 {
-		t.Errorf("after late payment: status %s, confirmed %d; want closed, 0", got, n)
-	}
+	return result{o.Status, o.CloseReason, o.Deducted, out}
 }
 
-func TestTimeoutOnPaidOrderDoesNotClose(t *testing.T) {
-	f := setup(t)
-	mustApply(t, f, createdMsg(t, "m1", "o1"))
-	mustApply(t, f, paidMsg(t, "m2", "o1"))
-	if err := f.h.Timeout(t.Context(), timeoutMsg(t, "t1", "o1")); err != nil {
-		t.Fatalf("Timeout error = %v", err)
-	}
-	if got, n := f.status(t, "o1"), f.sent(events.TagClosed, "o1"); got != order.StatusPaid || n != 0 {
-		t.Errorf("status %s, closed messages %d; want paid, 0", got, n)
-	}
-}
-
-func TestTimeoutOnMissingOrderIsRetried(t *testing.T) {
-	f := setup(t)
-	err := f.h.Timeout(t.Context(), timeoutMsg(t, "t1", "nope"))
-	if err == nil || errors.Is(err, mq.ErrPermanent) {
-		t.Fatalf("Timeout on a missing order error = %v, want a retryable error", err)
-	}
-}
-
-// TestPayVersusTimeout races paid and timeout on the same orders: exactly one
-// of created→paid and created→closed wins each.
-func TestPayVersusTimeout(t *testing.T) {
-	f := setup(t)
-	const n = 40
-	for i := range n {
-		mustApply(t, f, createdMsg(t, fmt.Sprintf("c%d", i), fmt.Sprintf("race%d", i)))
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for i := range n {
-		id := fmt.Sprintf("race%d", i)
-		wg.Go(func() { errs <- f.h.Apply(t.Context(), paidMsg(t, "p"+id, id)) })
-		wg.Go(func() { errs <- f.h.Timeout(t.Context(), timeoutMsg(t, "t"+id, id)) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("handler error = %v", err)
-		}
-	}
-	paid, closed := 0, 0
-	for i := range n {
-		id := fmt.Sprintf("race%d", i)
-		c, x := f.sent(events.TagConfirmed, id), f.sent(events.TagClosed, id)
-		switch st := f.status(t, id); {
-		case st == order.StatusPaid && c == 1 && x == 0:
-			paid++
-		case st == order.StatusClosed && c == 0 && x == 1:
-			closed++
-		default:
-			t.Errorf("order %s: status %s, confirmed %d, closed %d; want exactly one winner", id, st, c, x)
-		}
-	}
-	t.Logf("pay won %d, timeout won %d of %d", paid, closed, n)
-}
-
-func TestPoisonMessages(t *testing.T) {
-	f := setup(t)
+// Order-service follows the decisions made elsewhere, in whatever order
+// they arrive, and confirms a paid and deducted order exactly once.
+func TestFollow(t *testing.T) {
+	t.Parallel()
+	confirmed := []string{events.TagConfirmed}
 	tests := []struct {
 		name string
-		msg  mq.Message
+		seq  []string // tags; a repeated tag is a re-send (new message ID)
+		want result
 	}{
-		{"bad JSON", mq.Message{ID: "x1", Tag: events.TagCreated, Body: []byte("{nope")}},
-		{"wrong version", mq.Message{ID: "x2", Tag: events.TagPaid, Body: []byte(`{"version":99,"order_id":"o1"}`)}},
-		{"no order id", mq.Message{ID: "x3", Tag: events.TagPaid, Body: []byte(`{"version":1}`)}},
-		{"created without product", mq.Message{ID: "x4", Tag: events.TagCreated, Body: []byte(`{"version":1,"order_id":"o1","user_id":"u","quantity":1}`)}},
-		{"unknown tag", mq.Message{ID: "x5", Tag: "refunded", Body: []byte(`{}`)}},
+		{"paid then deducted", []string{"created", "paid", "deducted"}, result{"paid", "", true, confirmed}},
+		{"deducted then paid", []string{"created", "deducted", "paid"}, result{"paid", "", true, confirmed}},
+		{"re-sent events", []string{"created", "paid", "paid", "deducted", "deducted", "created"}, result{"paid", "", true, confirmed}},
+		{"shipped", []string{"created", "paid", "deducted", "shipped"}, result{"shipped", "", true, confirmed}},
+		{"paid, not deducted yet", []string{"created", "paid"}, result{"paid", "", false, nil}},
+		{"expired", []string{"created", "expired"}, result{"closed", "pay_timeout", false, nil}},
+		{"expired, then deducted", []string{"created", "expired", "deducted"}, result{"closed", "pay_timeout", true, nil}},
+		{"paid, refused by inventory", []string{"created", "paid", "refused"}, result{"closed", "out_of_stock", false, nil}},
+		{"refused, then paid", []string{"created", "refused", "paid"}, result{"closed", "out_of_stock", false, nil}},
+		{"paid, then an expiry the arbiter never sends", []string{"created", "paid", "expired"}, result{"paid", "", false, nil}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := f.h.Apply(t.Context(), tc.msg); !errors.Is(err, mq.ErrPermanent) {
-				t.Errorf("Apply(%s) error = %v, want %v", tc.name, err, mq.ErrPermanent)
+			t.Parallel()
+			e := newEnv(t)
+			seen := map[string]int{}
+			for _, tag := range tc.seq {
+				seen[tag]++
+				m := ev(tag, "o1", seen[tag])
+				if err := e.h.Apply(t.Context(), m); err != nil {
+					t.Fatalf("Apply(%s) error = %v", m.ID, err)
+				}
+				if err := e.h.Apply(t.Context(), m); err != nil { // redelivered
+					t.Fatalf("Apply(%s) again error = %v", m.ID, err)
+				}
+			}
+			if diff := cmp.Diff(tc.want, e.result(t, "o1")); diff != "" {
+				t.Errorf("after %v (-want +got):\n%s", tc.seq, diff)
 			}
 		})
 	}
-	if err := f.h.Timeout(t.Context(), mq.Message{ID: "x6", Tag: events.TagTimeout, Body: []byte("[]")}); !errors.Is(err, mq.ErrPermanent) {
-		t.Errorf("Timeout(bad JSON) error = %v, want %v", err, mq.ErrPermanent)
+}
+
+// An event for an order not persisted yet asks for a redelivery (not a dead
+// letter) and leaves nothing behind.
+func TestBeforeCreated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tag := range []string{"paid", "deducted", "expired", "shipped"} {
+		err := e.h.Apply(t.Context(), ev(tag, "o1", 1))
+		if err == nil || errors.Is(err, mq.ErrPermanent) {
+			t.Errorf("Apply(%s before created) error = %v, want a retryable error", tag, err)
+		}
+	}
+	var claims int64
+	e.db.Table("consumed_messages").Count(&claims)
+	if claims != 0 {
+		t.Errorf("claims after refused events = %d, want 0", claims)
+	}
+	for _, tag := range []string{"created", "paid", "deducted"} {
+		if err := e.h.Apply(t.Context(), ev(tag, "o1", 1)); err != nil {
+			t.Fatalf("Apply(%s) error = %v", tag, err)
+		}
+	}
+	if got := e.result(t, "o1"); got.Status != "paid" || !slices.Equal(got.Out, []string{events.TagConfirmed}) {
+		t.Errorf("after the redeliveries: %+v, want paid and confirmed", got)
 	}
 }
 
-func TestSweeperClosesOverdueOrders(t *testing.T) {
-	f := setup(t)
-	mustApply(t, f, createdMsg(t, "m1", "old"))
-	mustApply(t, f, createdMsg(t, "m2", "fresh"))
-	mustApply(t, f, createdMsg(t, "m3", "paid"))
-	mustApply(t, f, paidMsg(t, "m4", "paid"))
-	past := time.Now().UTC().Add(-time.Hour)
-	if err := f.db.Model(&order.Order{}).Where("order_id IN ?", []string{"old", "paid"}).Update("created_at", past).Error; err != nil {
-		t.Fatal(err)
+// A batch of each kind ends where the same messages one by one end.
+func TestBatchMatchesSingles(t *testing.T) {
+	t.Parallel()
+	ids := make([]string, 12)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("o%02d", i)
 	}
-	s := order.NewSweeper(f.h, 10*time.Minute, time.Hour)
-	n, err := s.SweepOnce(t.Context())
-	if err != nil || n != 1 {
-		t.Fatalf("SweepOnce = %d, %v; want 1, nil", n, err)
+	msgs := func(tag string, from int) []mq.Message {
+		var ms []mq.Message
+		for _, id := range ids[from:] {
+			ms = append(ms, ev(tag, id, 1))
+		}
+		return ms
 	}
-	o, err := order.Get(f.db, "old")
-	if err != nil {
-		t.Fatal(err)
+	steps := [][]mq.Message{msgs("created", 0), msgs("paid", 0), msgs("deducted", 4), msgs("expired", 8), msgs("shipped", 4)[:4]}
+	singles, batched := newEnv(t), newEnv(t)
+	for _, ms := range steps {
+		for _, m := range ms {
+			if err := singles.h.Apply(t.Context(), m); err != nil {
+				t.Fatalf("Apply(%s) error = %v", m.ID, err)
+			}
+		}
+		if err := batched.h.ApplyBatch(t.Context(), ms); err != nil {
+			t.Fatalf("ApplyBatch(%d %s) error = %v", len(ms), ms[0].Tag, err)
+		}
 	}
-	if o.Status != order.StatusClosed || o.CloseReason != order.ReasonSweeper || f.sent(events.TagClosed, "old") != 1 {
-		t.Errorf("old order: %s/%s, closed messages %d; want closed/sweeper, 1", o.Status, o.CloseReason, f.sent(events.TagClosed, "old"))
+	for _, id := range ids {
+		if diff := cmp.Diff(singles.result(t, id), batched.result(t, id)); diff != "" {
+			t.Errorf("%s: batch vs one by one (-singles +batch):\n%s", id, diff)
+		}
 	}
-	if st := f.status(t, "fresh"); st != order.StatusCreated {
-		t.Errorf("fresh order status = %s, want created", st)
+	if got := batched.result(t, ids[4]); got.Status != "shipped" || len(got.Out) != 1 {
+		t.Errorf("%s after the batches = %+v, want shipped, confirmed once", ids[4], got)
 	}
-	if st := f.status(t, "paid"); st != order.StatusPaid {
-		t.Errorf("paid order status = %s, want paid", st)
+	// A batch meeting a message applied before fails whole, writing nothing.
+	m := ev("paid", "o99", 1)
+	if err := batched.h.ApplyBatch(t.Context(), []mq.Message{ev("created", "o99", 1), ev("created", ids[0], 1)}); err == nil {
+		t.Errorf("ApplyBatch with a created event applied before = nil, want an error")
 	}
-	if ids, err := s.Recent(t.Context(), time.Hour); err != nil || len(ids) != 1 || ids[0] != "old" {
-		t.Errorf("Recent() = %v, %v; want [old]", ids, err)
-	}
-	// The delayed timeout of the swept order arrives later: no second effect.
-	if err := f.h.Timeout(t.Context(), timeoutMsg(t, "t1", "old")); err != nil {
-		t.Fatal(err)
-	}
-	if st := f.status(t, "old"); st != order.StatusClosed {
-		t.Errorf("old order after its timeout = %s, want closed", st)
+	if _, err := order.Get(batched.db, m.Keys); !errors.Is(err, order.ErrNotFound) {
+		t.Errorf("failed batch persisted o99: %v", err)
 	}
 }

@@ -1,12 +1,12 @@
 // Package outbox drains the Redis outbox stream the reservation script appends
 // to: sender goroutines read entries in batches through a consumer group, send
-// each batch to the broker as created messages, then XACK and XDEL them.
-// Entries a dead sender had read are reclaimed with XAUTOCLAIM.
+// each batch to the broker as created messages with one delayed pay timeout,
+// then XACK and XDEL them. Entries a dead sender had read are reclaimed with
+// XAUTOCLAIM.
 package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +40,9 @@ type Options struct {
 	Reclaim    time.Duration // reclaim period; default 5 s
 	Drain      time.Duration // how long Run keeps sending after ctx is done; default 5 s
 	MaxBackoff time.Duration // default 2 s
+	// TimeoutLevel is the delay level of the pay timeout each batch sends
+	// with its created events (required: 1..18).
+	TimeoutLevel int
 }
 
 // Sender drains the outbox.
@@ -238,26 +241,25 @@ func (s *Sender) ReclaimOnce(ctx context.Context, consumer string) (int, error) 
 	}
 }
 
-// Send sends entries as one batch of created messages, then acks and deletes
-// them. Malformed entries are logged, acked and deleted without a message.
+// Send hands entries on (Handoff: their created events and one pay timeout),
+// then acks and deletes them. Malformed entries are logged, acked and deleted
+// without a message.
 func (s *Sender) Send(ctx context.Context, entries []redis.XMessage) error {
-	msgs := make([]mq.Outgoing, 0, len(entries))
+	rs := make([]stock.Reservation, 0, len(entries))
 	ids := make([]string, 0, len(entries))
 	var bad []string
 	for _, e := range entries {
-		m, err := Message(e.Values)
+		r, err := parseEntry(e.Values)
 		if err != nil {
 			s.log.ErrorContext(ctx, "dropping malformed outbox entry", "entry_id", e.ID, "entry", e.Values, "err", err)
 			bad = append(bad, e.ID)
 			continue
 		}
-		msgs = append(msgs, m)
+		rs = append(rs, r)
 		ids = append(ids, e.ID)
 	}
-	if len(msgs) > 0 {
-		if err := s.producer.SendBatch(ctx, msgs); err != nil {
-			return fmt.Errorf("send %d created messages: %w", len(msgs), err)
-		}
+	if err := Handoff(ctx, s.producer, rs, s.opts.TimeoutLevel); err != nil {
+		return err
 	}
 	all := append(ids, bad...)
 	if len(all) == 0 {
@@ -277,39 +279,52 @@ func (s *Sender) Send(ctx context.Context, entries []redis.XMessage) error {
 	return nil
 }
 
-// Message builds the created message of an outbox entry (the same fields as
-// the reservation hash).
-func Message(values map[string]any) (mq.Outgoing, error) {
+// parseEntry reads an outbox entry (the fields of the reservation hash).
+func parseEntry(values map[string]any) (stock.Reservation, error) {
 	fields := make(map[string]string, len(values))
 	for k, v := range values {
 		str, ok := v.(string)
 		if !ok {
-			return mq.Outgoing{}, fmt.Errorf("field %s is %T", k, v)
+			return stock.Reservation{}, fmt.Errorf("field %s is %T", k, v)
 		}
 		fields[k] = str
 	}
-	r, err := stock.ParseFields(fields)
-	if err != nil {
-		return mq.Outgoing{}, err
-	}
-	return Created(r)
+	return stock.ParseFields(fields)
 }
 
-// Created builds the created message of a reservation; intake's sync and
-// batch modes send the same message.
-func Created(r stock.Reservation) (mq.Outgoing, error) {
-	body, err := json.Marshal(events.OrderCreated{
-		Version: events.Version, EventID: events.EventID(r.OrderID, events.TagCreated), OrderID: r.OrderID,
-		UserID: r.UserID, ProductID: r.ProductID, Quantity: r.Quantity, AmountCents: r.AmountCents,
-		CreatedAt: r.CreatedAt,
-	})
-	if err != nil {
-		return mq.Outgoing{}, fmt.Errorf("encode created of %s: %w", r.OrderID, err)
+// Handoff hands reservations accepted together to the broker: their created
+// events in one batch send, then one pay-timeout message carrying all of
+// them, delayed by timeoutLevel (a batch send would drop the delay). The
+// timeout leaves at acceptance, not after some consumer's backlog, so it
+// arrives at the orders' pay deadline whatever the backlog. Every send mode
+// of the intake (this sender, batch and sync) hands orders on through it.
+// An error means some may be in the broker already: resending is safe
+// (consumers deduplicate on the event ID; a second timeout decides nothing).
+func Handoff(ctx context.Context, p *mq.Producer, rs []stock.Reservation, timeoutLevel int) error {
+	if len(rs) == 0 {
+		return nil
 	}
+	created := make([]mq.Outgoing, len(rs))
+	evs := make([]events.OrderCreated, len(rs))
+	for i, r := range rs {
+		evs[i] = r.Created()
+		created[i] = orderMessage(events.TagCreated, r.OrderID, evs[i])
+	}
+	if err := p.SendBatch(ctx, created); err != nil {
+		return fmt.Errorf("send %d created messages: %w", len(created), err)
+	}
+	timeout := orderMessage(events.TagTimeout, rs[0].OrderID, events.Timeout(evs))
+	timeout.DelayLevel = timeoutLevel
+	if _, err := p.SendSync(ctx, timeout); err != nil {
+		return fmt.Errorf("send the pay timeout of %d orders: %w", len(rs), err)
+	}
+	return nil
+}
+
+func orderMessage(tag, orderID string, ev any) mq.Outgoing {
 	return mq.Outgoing{
-		Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{r.OrderID},
-		ShardingKey: r.OrderID, Body: body,
-	}, nil
+		Topic: events.TopicOrder, Tag: tag, Keys: []string{orderID}, ShardingKey: orderID, Body: events.Marshal(ev),
+	}
 }
 
 func firstOrderID(entries []redis.XMessage) any {

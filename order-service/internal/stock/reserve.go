@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,16 +73,14 @@ type Request struct {
 	Quantity       int
 	IdempotencyKey string // optional
 	Now            time.Time
+	// PayWindow is how long after Now the order can be paid: the pay
+	// deadline is fixed here, at acceptance.
+	PayWindow time.Duration
 }
 
 // Reservation is an accepted order as recorded in Redis.
 type Reservation struct {
-	OrderID     string
-	UserID      string
-	ProductID   string
-	Quantity    int
-	AmountCents int64
-	CreatedAt   time.Time
+	events.Reservation
 	// Remaining is the stock left after this reservation (-1 on a replay).
 	Remaining int64
 	// Replayed is true when the idempotency key had already reserved OrderID.
@@ -110,9 +107,10 @@ func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error
 		events.OrderKey(req.OrderID), idemKey, r.opts.Stream, r.opts.Loaded,
 	}
 	createdMS := req.Now.UnixMilli()
+	deadlineMS := req.Now.Add(req.PayWindow).UnixMilli()
 	res, err := r.pipe.run(ctx, keys,
 		req.UserID, req.ProductID, req.Quantity, req.OrderID, createdMS,
-		int64(r.opts.TTL/time.Second), useIdem, outbox)
+		int64(r.opts.TTL/time.Second), useIdem, outbox, deadlineMS)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %d of %s for %s: %w", req.Quantity, req.ProductID, req.UserID, err)
 	}
@@ -125,10 +123,10 @@ func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error
 	amount, _ := res[3].(int64)
 	switch code {
 	case 0:
-		return Reservation{
+		return Reservation{Reservation: events.Reservation{
 			OrderID: orderID, UserID: req.UserID, ProductID: req.ProductID, Quantity: req.Quantity,
-			AmountCents: amount, CreatedAt: time.UnixMilli(createdMS).UTC(), Remaining: remaining,
-		}, nil
+			AmountCents: amount, CreatedAt: time.UnixMilli(createdMS).UTC(), PayDeadline: time.UnixMilli(deadlineMS).UTC(),
+		}, Remaining: remaining}, nil
 	case 1:
 		return Reservation{Remaining: remaining}, fmt.Errorf("reserve %d of %s: %w", req.Quantity, req.ProductID, ErrSoldOut)
 	case 2:
@@ -164,14 +162,6 @@ func (r *Reserver) Pending(ctx context.Context, orderID string) (Reservation, er
 // ParseFields builds a Reservation from the fields the script writes to the
 // order hash and to the outbox entry (the same field set).
 func ParseFields(h map[string]string) (Reservation, error) {
-	qty, err1 := strconv.Atoi(h["quantity"])
-	amount, err2 := strconv.ParseInt(h["amount_cents"], 10, 64)
-	ms, err3 := strconv.ParseInt(h["created_at"], 10, 64)
-	if err := errors.Join(err1, err2, err3); err != nil || h["order_id"] == "" {
-		return Reservation{}, fmt.Errorf("malformed reservation %v: %w", h, err)
-	}
-	return Reservation{
-		OrderID: h["order_id"], UserID: h["user_id"], ProductID: h["product_id"],
-		Quantity: qty, AmountCents: amount, CreatedAt: time.UnixMilli(ms).UTC(),
-	}, nil
+	r, err := events.ParseReservation(h)
+	return Reservation{Reservation: r}, err
 }

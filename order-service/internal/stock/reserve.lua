@@ -6,6 +6,7 @@
 -- ARGV[1] user_id  ARGV[2] product_id  ARGV[3] quantity  ARGV[4] order_id
 -- ARGV[5] created_at (unix ms)  ARGV[6] TTL seconds of the order hash and idempotency key
 -- ARGV[7] "1" when KEYS[5] is a real idempotency key  ARGV[8] "1" to XADD to the outbox
+-- ARGV[9] pay_deadline (unix ms): fixed here, at acceptance
 -- Returns {code, order_id, remaining stock, amount_cents}; codes:
 -- 0 reserved, 1 sold out, 2 per-user limit, 3 unknown product, 4 idempotent replay,
 -- 5 stock not loaded: the product is known but its stock key is missing (being
@@ -49,13 +50,13 @@ redis.call('HINCRBY', KEYS[3], ARGV[1], ARGV[3])
 local amount = (tonumber(info[1]) or 0) * qty
 local amountStr = string.format('%d', amount)
 redis.call('HSET', KEYS[4], 'order_id', ARGV[4], 'user_id', ARGV[1], 'product_id', ARGV[2],
-  'quantity', ARGV[3], 'amount_cents', amountStr, 'created_at', ARGV[5])
+  'quantity', ARGV[3], 'amount_cents', amountStr, 'created_at', ARGV[5], 'pay_deadline', ARGV[9])
 redis.call('EXPIRE', KEYS[4], ttl)
 if ARGV[7] == '1' then
   redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl)
 end
 if ARGV[8] == '1' then
   redis.call('XADD', KEYS[6], '*', 'order_id', ARGV[4], 'user_id', ARGV[1], 'product_id', ARGV[2],
-    'quantity', ARGV[3], 'amount_cents', amountStr, 'created_at', ARGV[5])
+    'quantity', ARGV[3], 'amount_cents', amountStr, 'created_at', ARGV[5], 'pay_deadline', ARGV[9])
 end
 return {0, ARGV[4], left, amount}

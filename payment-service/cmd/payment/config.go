@@ -9,13 +9,19 @@ import (
 	"seckill/pkg/events"
 )
 
-// handlerApply is the consumer handler name the rocketmq block may reference.
-const handlerApply = "payment.apply"
+// Handler names the rocketmq.consumerGroups[].consumers[].handler keys may use.
+const (
+	handlerApply   = "payment.apply"
+	handlerTimeout = "payment.timeout"
+)
 
 // Config is payment-service's configuration: defaults, then the YAML file
 // named by CONFIG_FILE (optional), then the environment.
 type Config struct {
 	boot.Common `yaml:",inline"` // httpAddr, mysqlDSN, consumeRate, rocketmq
+	// Redis is where the intake's reservations are: an order is payable
+	// from its 202 on, before any consumer has seen it.
+	boot.Redis `yaml:",inline"` // redisAddr, redisDB
 }
 
 func defaultConfig() Config {
@@ -25,16 +31,26 @@ func defaultConfig() Config {
 		ConsumeRate: 200,
 		RocketMQ: config.RocketMQ{
 			NameSrvAddr: "127.0.0.1:9876",
-			ConsumerGroups: []config.ConsumerGroup{{
-				GroupID: "GID-payment",
-				Consumers: []config.Consumer{{
-					Topic:   events.TopicOrder,
-					Tag:     events.TagCreated + " || " + events.TagClosed,
-					Handler: handlerApply,
-				}},
-			}},
+			ConsumerGroups: []config.ConsumerGroup{
+				{
+					GroupID: "GID-payment",
+					Consumers: []config.Consumer{{
+						Topic:   events.TopicOrder,
+						Tag:     events.TagCreated + " || " + events.TagClosed,
+						Handler: handlerApply,
+					}},
+				},
+				{
+					// Its own group: pay timeouts are never stuck behind
+					// GID-payment's backlog of created events.
+					GroupID:   "GID-payment-timeout",
+					Consumers: []config.Consumer{{Topic: events.TopicOrder, Tag: events.TagTimeout, Handler: handlerTimeout}},
+				},
+			},
 		},
-	}}
+	},
+		Redis: boot.Redis{RedisAddr: "127.0.0.1:6379"},
+	}
 }
 
 // loadConfig reads the configuration through o (the environment, or a map in
@@ -46,6 +62,8 @@ func loadConfig(o *config.Overrides) (Config, error) {
 	err := boot.Load(&cfg, path, o, func() {
 		o.String("HTTP_ADDR", &cfg.HTTPAddr)
 		o.String("MYSQL_DSN", &cfg.MySQLDSN)
+		o.String("REDIS_ADDR", &cfg.RedisAddr)
+		o.Int("REDIS_DB", &cfg.RedisDB)
 		o.Float("CONSUME_RATE", &cfg.ConsumeRate)
 		cfg.RocketMQ.ApplyEnv(o) // ROCKETMQ_NAMESRV, ROCKETMQ_ACCESS_KEY, ROCKETMQ_SECRET_KEY
 	})
@@ -57,11 +75,11 @@ func loadConfig(o *config.Overrides) (Config, error) {
 
 // Validate returns one error per invalid key, each naming it.
 func (c Config) Validate() error {
-	return errors.Join(c.Common.Check([]string{handlerApply})...)
+	return errors.Join(append(c.Common.Check([]string{handlerApply, handlerTimeout}), c.Redis.Check()...)...)
 }
 
 // LogValue masks the DSN password and the RocketMQ credentials.
 func (c Config) LogValue() slog.Value {
 	type plain Config // without this method
-	return slog.AnyValue(plain{Common: c.Common.Masked()})
+	return slog.AnyValue(plain{Common: c.Common.Masked(), Redis: c.Redis})
 }

@@ -47,7 +47,7 @@ rocketmq:
         - topic: ORDER
           tag: created || closed
           handler: payment.reserve
-`)}, wantLines: []string{`rocketmq.consumerGroups[0].consumers[0].handler: unknown handler "payment.reserve" (known: payment.apply)`}},
+`)}, wantLines: []string{`rocketmq.consumerGroups[0].consumers[0].handler: unknown handler "payment.reserve" (known: payment.apply, payment.timeout)`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

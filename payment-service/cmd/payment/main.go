@@ -1,7 +1,8 @@
-// Command payment runs payment-service: it keeps one payment per order
-// (pending from the order's created event, cancelled or refunded by its closed
-// event) and serves the pay API, which announces each payment with an async
-// paid event.
+// Command payment runs payment-service, the arbiter of every order's pay
+// window: the pay API (payable from the 202 on, refused after the deadline),
+// the pay timeouts and a sweeper that expire unpaid orders, the created and
+// closed events that complete and cancel payments, and the relay of the
+// decided events (paid, closed) from its outbox table.
 package main
 
 import (
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"seckill/pkg/boot"
 	"seckill/pkg/config"
 	"seckill/pkg/db"
@@ -20,14 +23,24 @@ import (
 	"seckill/pkg/httpx"
 	"seckill/pkg/metrics"
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 
 	"seckill/payment-service/internal/httpapi"
 	"seckill/payment-service/internal/payment"
 	"seckill/payment-service/migrations"
 )
 
+const service = "payment"
+
+// The sweeper expires pending payments this long past their deadline (their
+// pay timeout was lost), checking this often.
+const (
+	sweepGrace    = 30 * time.Second
+	sweepInterval = 10 * time.Second
+)
+
 func main() {
-	boot.Main("payment", func() (Config, error) { return loadConfig(config.NewOverrides()) }, run)
+	boot.Main(service, func() (Config, error) { return loadConfig(config.NewOverrides()) }, run)
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
@@ -41,7 +54,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	log.InfoContext(ctx, "starting", "config", cfg)
 
 	reg := metrics.NewRegistry()
-	mqMetrics := mq.NewMetrics(reg, "payment")
+	mqMetrics := mq.NewMetrics(reg, service)
 	payMetrics := payment.NewMetrics(reg)
 
 	gdb, err := boot.OpenDB(ctx, cfg.MySQLDSN, migrations.FS)
@@ -50,6 +63,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer boot.CloseLogged(log, "mysql", func() error { return db.Close(gdb) })
 
+	rdb, err := boot.OpenRedis(ctx, cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer boot.CloseLogged(log, "redis", rdb.Close)
+
 	mqCfg := mq.ConfigFrom(cfg.RocketMQ)
 	topics := []mq.TopicSpec{{Name: events.TopicOrder, Queues: 4}}
 	producer, err := boot.StartProducer(ctx, mqCfg, topics, "PID-payment", log, mqMetrics)
@@ -57,29 +76,42 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer boot.CloseLogged(log, "producer", producer.Close)
-	notifier := payment.NewNotifier(producer, log, 5, 200*time.Millisecond)
-	defer boot.CloseLogged(log, "paid notifier", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return notifier.Close(ctx)
-	})
+	// paid and closed events are written with their decision and relayed
+	// with async sends: a pay answers as soon as its transaction commits.
+	relay := outbox.NewRelay(gdb, producer, service, outbox.Options{Mode: outbox.ModeAsync}, log, reg)
+	store := payment.NewStore(gdb, relay)
 
-	h := payment.NewHandler(gdb, log, payMetrics)
+	h := payment.NewHandler(store, log, payMetrics)
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
-		map[string]mq.Handler{handlerApply: h.Handle}, map[string]mq.BatchHandler{handlerApply: h.HandleBatch}, log, mqMetrics)
+		map[string]mq.Handler{handlerApply: h.Handle, handlerTimeout: h.Handle},
+		map[string]mq.BatchHandler{handlerApply: h.HandleBatch, handlerTimeout: h.HandleBatch}, log, mqMetrics)
 	if err != nil {
 		return err
 	}
 	// Deferred after the producer and the pool: closes before them, so
-	// in-flight handlers can still send and commit.
+	// in-flight handlers can still commit.
 	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
-	engine := httpx.NewEngine(log, reg, "payment")
-	httpapi.New(payment.NewService(gdb, notifier, log, payMetrics), log).Register(engine)
-	log.InfoContext(ctx, "serving", "addr", cfg.HTTPAddr)
-	if err := httpx.Serve(ctx, cfg.HTTPAddr, engine, log); err != nil {
-		return fmt.Errorf("serve http: %w", err)
-	}
+	engine := httpx.NewEngine(log, reg, service)
+	httpapi.New(payment.NewService(store, rdb, log, payMetrics), log).Register(engine)
+
+	g, gctx := errgroup.WithContext(ctx)
+	// Shutdown: intake (HTTP) stops, then the consumers, then the relay
+	// sends what they decided last (its drain), then the producer closes.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopRelay()
+	g.Go(func() error { return relay.Run(relayCtx) })
+	g.Go(func() error { return payment.NewSweeper(h, sweepGrace, sweepInterval).Run(gctx) })
+	g.Go(func() error {
+		defer stopRelay()
+		defer boot.CloseLogged(log, "consumers", consumers.Close)
+		log.InfoContext(ctx, "serving", "addr", cfg.HTTPAddr)
+		if err := httpx.Serve(gctx, cfg.HTTPAddr, engine, log); err != nil {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
 	log.InfoContext(ctx, "stopping")
-	return nil
+	return err
 }

@@ -39,7 +39,9 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	body, _ := json.Marshal(events.OrderCreated{Version: events.Version, EventID: "o1:created", OrderID: "o1", UserID: "u1", ProductID: "p1", Quantity: 1, AmountCents: 42, CreatedAt: time.Now().UTC()})
+	now := time.Now().UTC()
+	body, _ := json.Marshal(events.Created(events.OrderCreated{OrderID: "o1", UserID: "u1", ProductID: "p1", Quantity: 1,
+		AmountCents: 42, CreatedAt: now, PayDeadline: now.Add(time.Hour)}))
 	if _, err := producer.SendSync(t.Context(), mq.Outgoing{Topic: events.TopicOrder, Tag: events.TagCreated, Keys: []string{"o1"}, ShardingKey: "o1", Body: body}); err != nil {
 		t.Fatal(err)
 	}

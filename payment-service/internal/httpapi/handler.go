@@ -1,7 +1,12 @@
 // Package httpapi is payment-service's HTTP API:
 //
-//	POST /api/v1/payments/{order_id}  pay: 200 {"status":"paid"}, 409 order_closed, 404 not_found
-//	GET  /api/v1/payments/{order_id}  {"order_id","amount_cents","status"}
+//	POST /api/v1/payments/{order_id}  pay: 200 {"status":"paid","pay_deadline"}, 409 order_closed
+//	                                  (after the pay deadline, or refused by inventory), 404 not_found
+//	                                  (never accepted), 503 unavailable (retry)
+//	GET  /api/v1/payments/{order_id}  {"order_id","amount_cents","status","pay_deadline"}
+//
+// An accepted order is payable from its 202 on, whatever the consumers'
+// backlog.
 //
 // Bad input answers 400 invalid_request; nothing the client sends yields a 5xx.
 package httpapi
@@ -11,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -43,6 +49,20 @@ type paymentView struct {
 	OrderID     string         `json:"order_id"`
 	AmountCents int64          `json:"amount_cents"`
 	Status      payment.Status `json:"status"`
+	PayDeadline *time.Time     `json:"pay_deadline,omitempty"`
+	PaidAt      *time.Time     `json:"paid_at,omitempty"`
+}
+
+func view(p payment.Payment) paymentView {
+	v := paymentView{OrderID: p.OrderID, AmountCents: p.AmountCents, Status: p.Status}
+	if d := p.Deadline(); !d.IsZero() {
+		v.PayDeadline = &d
+	}
+	if p.PaidAt != nil {
+		at := p.PaidAt.UTC()
+		v.PaidAt = &at
+	}
+	return v
 }
 
 func (a *API) pay(c *gin.Context) {
@@ -55,7 +75,7 @@ func (a *API) pay(c *gin.Context) {
 		a.fail(c, orderID, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": p.Status})
+	c.JSON(http.StatusOK, gin.H{"status": p.Status, "pay_deadline": p.Deadline()})
 }
 
 func (a *API) get(c *gin.Context) {
@@ -68,7 +88,7 @@ func (a *API) get(c *gin.Context) {
 		a.fail(c, orderID, err)
 		return
 	}
-	c.JSON(http.StatusOK, paymentView{OrderID: p.OrderID, AmountCents: p.AmountCents, Status: p.Status})
+	c.JSON(http.StatusOK, view(p))
 }
 
 func orderIDParam(c *gin.Context) (string, bool) {
@@ -87,6 +107,9 @@ func (a *API) fail(c *gin.Context, orderID string, err error) {
 		httpx.Error(c, http.StatusNotFound, "not_found", "no payment for order "+orderID)
 	case errors.Is(err, payment.ErrClosed):
 		httpx.Error(c, http.StatusConflict, "order_closed", "order "+orderID+" is closed")
+	case errors.Is(err, payment.ErrUnavailable):
+		c.Header("Retry-After", "1")
+		httpx.Error(c, http.StatusServiceUnavailable, "unavailable", "payment temporarily unavailable; retry")
 	default:
 		a.log.ErrorContext(c.Request.Context(), "payment request failed", "order_id", orderID, "err", err)
 		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")

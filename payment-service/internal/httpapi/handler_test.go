@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
@@ -17,8 +18,7 @@ import (
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/httpx"
-	"seckill/pkg/mq"
-	"seckill/pkg/testbroker"
+	"seckill/pkg/outbox"
 	"seckill/pkg/testenv"
 
 	"seckill/payment-service/internal/httpapi"
@@ -26,14 +26,24 @@ import (
 	"seckill/payment-service/migrations"
 )
 
-func newEngine(t testing.TB) (*gin.Engine, *testbroker.Server) {
+type nopRelay struct{}
+
+func (nopRelay) Notify() {}
+
+// newEngine serves the API on a fresh database holding payments pending1
+// (deadline in an hour), late1 (deadline passed), paid1, cancelled1 and
+// refunded1, and on Redis holding the reservation of reserved1 (accepted,
+// not yet known to the database).
+func newEngine(t testing.TB) *gin.Engine {
 	t.Helper()
 	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
-	gdb := testenv.MariaDB(t, dedup.Migrations, migrations.FS)
+	gdb := testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS)
 	now := time.Now().UTC()
+	hour, ago := now.Add(time.Hour), now.Add(-time.Second)
 	for _, p := range []payment.Payment{
-		{OrderID: "pending1", AmountCents: 1999, Status: payment.StatusPending},
-		{OrderID: "paid1", AmountCents: 500, Status: payment.StatusPaid},
+		{OrderID: "pending1", AmountCents: 1999, Status: payment.StatusPending, PayDeadline: &hour},
+		{OrderID: "late1", AmountCents: 1999, Status: payment.StatusPending, PayDeadline: &ago},
+		{OrderID: "paid1", AmountCents: 500, Status: payment.StatusPaid, PayDeadline: &hour},
 		{OrderID: "cancelled1", AmountCents: 700, Status: payment.StatusCancelled},
 		{OrderID: "refunded1", AmountCents: 900, Status: payment.StatusRefunded},
 	} {
@@ -42,30 +52,22 @@ func newEngine(t testing.TB) (*gin.Engine, *testbroker.Server) {
 			t.Fatal(err)
 		}
 	}
-	srv := testbroker.Start(t)
-	srv.CreateTopic(events.TopicOrder, 4)
+	rdb := testenv.Redis(t)
+	key := events.OrderKey("reserved1")
+	rdb.HSet(t.Context(), key, "order_id", "reserved1", "user_id", "u1", "product_id", "p1", "quantity", 1,
+		"amount_cents", 300, "created_at", now.UnixMilli(), "pay_deadline", hour.UnixMilli())
+	t.Cleanup(func() { rdb.Del(context.Background(), key) })
 	reg := prometheus.NewRegistry()
-	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}},
-		testenv.Unique(t, "PID_"), log, mq.NewMetrics(reg, "payment"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { producer.Close() })
-	notifier := payment.NewNotifier(producer, log, 3, 10*time.Millisecond)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		notifier.Close(ctx)
-	})
 	metrics := payment.NewMetrics(reg)
+	store := payment.NewStore(gdb, nopRelay{})
 	e := httpx.NewEngine(log, reg, "payment")
-	httpapi.New(payment.NewService(gdb, notifier, log, metrics), log).Register(e)
-	return e, srv
+	httpapi.New(payment.NewService(store, rdb, log, metrics), log).Register(e)
+	return e
 }
 
 func TestAPI(t *testing.T) {
 	t.Parallel()
-	e, _ := newEngine(t)
+	e := newEngine(t)
 	tests := []struct {
 		name       string
 		method     string
@@ -73,11 +75,17 @@ func TestAPI(t *testing.T) {
 		wantStatus int
 		wantBody   map[string]any
 	}{
+		{"read reserved, not yet recorded", "GET", "/api/v1/payments/reserved1", 200,
+			map[string]any{"order_id": "reserved1", "amount_cents": 300.0, "status": "pending"}},
+		{"pay reserved, not yet recorded", "POST", "/api/v1/payments/reserved1", 200, map[string]any{"status": "paid"}},
 		{"pay pending", "POST", "/api/v1/payments/pending1", 200, map[string]any{"status": "paid"}},
 		{"pay again is idempotent", "POST", "/api/v1/payments/pending1", 200, map[string]any{"status": "paid"}},
 		{"read after pay", "GET", "/api/v1/payments/pending1", 200,
 			map[string]any{"order_id": "pending1", "amount_cents": 1999.0, "status": "paid"}},
 		{"pay paid", "POST", "/api/v1/payments/paid1", 200, map[string]any{"status": "paid"}},
+		{"pay after the deadline", "POST", "/api/v1/payments/late1", 409, map[string]any{"error": "order_closed"}},
+		{"read late", "GET", "/api/v1/payments/late1", 200,
+			map[string]any{"order_id": "late1", "amount_cents": 1999.0, "status": "expired"}},
 		{"pay cancelled", "POST", "/api/v1/payments/cancelled1", 409, map[string]any{"error": "order_closed"}},
 		{"pay refunded", "POST", "/api/v1/payments/refunded1", 409, map[string]any{"error": "order_closed"}},
 		{"read cancelled", "GET", "/api/v1/payments/cancelled1", 200,
@@ -105,6 +113,19 @@ func TestAPI(t *testing.T) {
 			if _, ok := tc.wantBody["error"]; ok {
 				delete(got, "message") // free text
 			}
+			// Every answer about an order with a pay window shows its deadline.
+			if st := tc.wantBody["status"]; rec.Code == 200 && (st == "pending" || st == "paid" || st == "expired") && got["pay_deadline"] == nil {
+				t.Errorf("%s %s: no pay_deadline in %v", tc.method, tc.path, got)
+			}
+			// Times are checked for their form; the values are the clock's.
+			for _, k := range []string{"pay_deadline", "paid_at"} {
+				if v, ok := got[k]; ok {
+					if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(v)); err != nil {
+						t.Errorf("%s %s %s = %v, want an RFC 3339 time", tc.method, tc.path, k, v)
+					}
+					delete(got, k)
+				}
+			}
 			if diff := cmp.Diff(tc.wantBody, got); diff != "" {
 				t.Errorf("%s %s body (-want +got):\n%s", tc.method, tc.path, diff)
 			}
@@ -117,7 +138,7 @@ func FuzzOrderID(f *testing.F) {
 	for _, seed := range []string{"o1", "pending1", "", "a/b", "%00", "\xff\xfe", strings.Repeat("9", 65), "o1'; DROP TABLE payments; --"} {
 		f.Add(seed)
 	}
-	e, _ := newEngine(f)
+	e := newEngine(f)
 	f.Fuzz(func(t *testing.T, id string) {
 		for _, method := range []string{"GET", "POST"} {
 			rec := httptest.NewRecorder()

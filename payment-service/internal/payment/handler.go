@@ -2,166 +2,198 @@ package payment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"time"
 
-	"gorm.io/gorm"
-
-	"seckill/pkg/db"
 	"seckill/pkg/dedup"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
 )
 
-// Consumer is the name payment's claims are recorded under in consumed_messages.
-const Consumer = "payment"
+// maxNotDueWait: a pay timeout that arrives this little before the deadline
+// (clocks of the broker and the database apart, or the embedded broker's
+// scaled delays) waits in the handler; an earlier one goes back to the broker.
+const maxNotDueWait = 5 * time.Second
 
-// Handler applies the ORDER events payment subscribes to (created, closed).
-// Each message is one transaction that claims the broker message ID and the
-// event's EventID together with its effect, so a redelivery or a producer
-// re-send is acked without a second effect, and a failed transaction leaves
-// no claim behind.
+// Handler applies the ORDER events payment subscribes to: created and closed
+// (GID-payment, payment.apply) and timeout (GID-payment-timeout,
+// payment.timeout). Every message is one Store.update with its decision; a
+// batch of messages is the same call over many orders.
 type Handler struct {
-	db      *gorm.DB
-	tx      *db.Group // handler transactions, committed together with concurrent ones
+	store   *Store
 	log     *slog.Logger
 	metrics *Metrics
 }
 
-// NewHandler returns the handler registered as payment.apply.
-func NewHandler(gdb *gorm.DB, log *slog.Logger, metrics *Metrics) *Handler {
-	return &Handler{db: gdb, tx: db.HandlerGroup(gdb), log: log, metrics: metrics}
+// NewHandler returns the handler of both groups.
+func NewHandler(store *Store, log *slog.Logger, metrics *Metrics) *Handler {
+	return &Handler{store: store, log: log, metrics: metrics}
 }
 
 // Handle applies one message. nil acks; an error wrapping mq.ErrPermanent
-// (malformed event, unexpected tag) is logged and, after mq.PoisonRetries,
-// dead-lettered by pkg/mq; any other
-// error is redelivered, including a closed event whose created event is not
-// applied yet.
+// (malformed event, unexpected tag) is dead-lettered by pkg/mq after
+// mq.PoisonRetries; any other error is redelivered, among them a pay timeout
+// that came more than maxNotDueWait before its deadline.
 func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
-	switch m.Tag {
+	err := h.apply(ctx, []mq.Message{m})
+	if errors.Is(err, dedup.ErrSeen) {
+		h.log.InfoContext(ctx, "event already applied", "msg_id", m.ID, "order_id", m.Keys, "tag", m.Tag)
+		return nil
+	}
+	return err
+}
+
+// HandleBatch is the mq.BatchHandler of both groups: the messages' orders in
+// one transaction. A set it does not take is mq.ErrNoBatch; any failure (an
+// event applied before among them) rolls back and pkg/mq gives each message
+// to Handle.
+func (h *Handler) HandleBatch(ctx context.Context, ms []mq.Message) error {
+	if len(ms) == 0 {
+		return mq.ErrNoBatch
+	}
+	return h.apply(ctx, ms)
+}
+
+func (h *Handler) apply(ctx context.Context, ms []mq.Message) error {
+	switch tag := ms[0].Tag; tag {
 	case events.TagCreated:
-		ev, err := decodeCreated(m)
-		if err != nil {
-			return err
-		}
-		return h.created(ctx, m, ev)
+		return h.created(ctx, ms)
 	case events.TagClosed:
-		ev, err := decodeClosed(m)
-		if err != nil {
-			return err
-		}
-		return h.closed(ctx, m, ev)
+		return h.closed(ctx, ms)
+	case events.TagTimeout:
+		return h.timeout(ctx, ms)
 	default:
-		return fmt.Errorf("message %s: unexpected tag %q: %w", m.ID, m.Tag, mq.ErrPermanent)
-	}
-}
-
-// decodeCreated decodes and validates a created event.
-func decodeCreated(m mq.Message) (events.OrderCreated, error) {
-	var ev events.OrderCreated
-	if err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID); err != nil {
-		return ev, err
-	}
-	if ev.AmountCents < 0 {
-		return ev, fmt.Errorf("message %s: negative amount_cents %d: %w", m.ID, ev.AmountCents, mq.ErrPermanent)
-	}
-	// The same contract order-service holds the event to: an order it
-	// refuses to persist must not get a payment that could be paid.
-	if ev.UserID == "" || ev.ProductID == "" || ev.Quantity <= 0 {
-		return ev, fmt.Errorf("message %s: missing user_id, product_id or quantity: %w", m.ID, mq.ErrPermanent)
-	}
-	return ev, nil
-}
-
-// decodeClosed decodes and validates a closed event.
-func decodeClosed(m mq.Message) (events.OrderClosed, error) {
-	var ev events.OrderClosed
-	err := decode(m, &ev, &ev.Version, &ev.EventID, &ev.OrderID)
-	return ev, err
-}
-
-func (h *Handler) created(ctx context.Context, m mq.Message, ev events.OrderCreated) error {
-	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
-	var created bool
-	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
-		if err := dedup.Claim(tx, Consumer, m.ID, ev.EventID); err != nil {
-			return err
+		if len(ms) > 1 {
+			return mq.ErrNoBatch
 		}
-		var err error
-		created, err = insertPending(tx, ev.OrderID, ev.AmountCents)
-		return err
-	})
-	if errors.Is(err, dedup.ErrSeen) {
-		log.InfoContext(ctx, "created event already applied")
-		return nil
+		return fmt.Errorf("message %s: unexpected tag %q: %w", ms[0].ID, tag, mq.ErrPermanent)
 	}
-	if err != nil {
-		return fmt.Errorf("apply created of order %s: %w", ev.OrderID, err)
-	}
-	if !created {
-		log.InfoContext(ctx, "payment already exists")
-		return nil
-	}
-	h.metrics.count(resultCreated)
-	log.InfoContext(ctx, "payment pending", "amount_cents", ev.AmountCents)
-	return nil
 }
 
-func (h *Handler) closed(ctx context.Context, m mq.Message, ev events.OrderClosed) error {
-	log := h.log.With("msg_id", m.ID, "event_id", ev.EventID, "order_id", ev.OrderID)
-	var (
-		to      Status
-		changed bool
-	)
-	err := h.tx.Transaction(ctx, func(tx *gorm.DB) error {
-		if err := dedup.Claim(tx, Consumer, m.ID, ev.EventID); err != nil {
-			return err
+func (h *Handler) created(ctx context.Context, ms []mq.Message) error {
+	evs, keys, ids, err := mq.Events(ms, events.TagCreated, events.Decode[events.OrderCreated],
+		func(e *events.OrderCreated) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
+	}
+	seeds := make([]Payment, len(evs))
+	for i, ev := range evs {
+		seeds[i] = seed(ev)
+	}
+	outs, err := h.store.update(ctx, keys, seeds, ids, record)
+	if err != nil {
+		return fmt.Errorf("record %d payments from %s: %w", len(ms), ms[0].ID, err)
+	}
+	for i, ev := range evs {
+		log := h.log.With("msg_id", ms[i].ID, "event_id", ev.EventID, "order_id", ev.OrderID)
+		if o := outs[ev.OrderID]; o.inserted {
+			h.metrics.count(resultCreated)
+			log.InfoContext(ctx, "payment pending", "amount_cents", ev.AmountCents, "pay_deadline", ev.PayDeadline)
+		} else {
+			log.InfoContext(ctx, "payment completed from its created event", "status", o.Status)
 		}
-		var err error
-		to, changed, err = closePayment(tx, ev.OrderID)
-		return err
-	})
-	if errors.Is(err, dedup.ErrSeen) {
-		log.InfoContext(ctx, "closed event already applied")
-		return nil
-	}
-	if err != nil {
-		// errNotCreated included: the created event is still on its way
-		// (retry topic or another queue consumer), so try again later.
-		return fmt.Errorf("apply closed of order %s: %w", ev.OrderID, err)
-	}
-	if !changed {
-		log.InfoContext(ctx, "payment already closed", "status", to)
-		return nil
-	}
-	switch to {
-	case StatusCancelled:
-		h.metrics.count(resultCancelled)
-		log.InfoContext(ctx, "payment cancelled", "reason", ev.Reason)
-	case StatusRefunded:
-		h.metrics.count(resultRefunded)
-		// A payment that landed on an order closed by its pay timeout.
-		log.InfoContext(ctx, "payment refunded", "reason", ev.Reason)
 	}
 	return nil
 }
 
-// decode unmarshals m.Body into ev and checks the envelope fields every order
-// event carries. Unknown JSON fields are allowed: events change by adding fields.
-func decode(m mq.Message, ev any, version *int, eventID, orderID *string) error {
-	if err := json.Unmarshal(m.Body, ev); err != nil {
-		return fmt.Errorf("decode message %s: %w: %w", m.ID, mq.ErrPermanent, err)
+// closed applies inventory's refusal (reason out_of_stock): the payment is
+// cancelled, or refunded if taken. A closed event of this service's own
+// expiry (pay_timeout) has nothing left to do here.
+func (h *Handler) closed(ctx context.Context, ms []mq.Message) error {
+	evs, keys, _, err := mq.Events(ms, events.TagClosed, events.Decode[events.OrderClosed],
+		func(e *events.OrderClosed) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
 	}
-	switch {
-	case *version != events.Version:
-		return fmt.Errorf("message %s: event version %d, want %d: %w", m.ID, *version, events.Version, mq.ErrPermanent)
-	case *orderID == "":
-		return fmt.Errorf("message %s: empty order_id: %w", m.ID, mq.ErrPermanent)
-	case *eventID == "":
-		return fmt.Errorf("message %s: empty event_id: %w", m.ID, mq.ErrPermanent)
+	var seeds []Payment
+	var refused []string
+	for _, ev := range evs {
+		if ev.Reason == events.ReasonOutOfStock {
+			// Refused before the payment heard of the order: record it, so
+			// that a pay later is refused too.
+			seeds = append(seeds, Payment{OrderID: ev.OrderID, ProductID: ev.ProductID, Quantity: ev.Quantity, UserID: ev.UserID})
+			refused = append(refused, ev.OrderID)
+		}
+	}
+	outs, err := h.store.update(ctx, keys, seeds, refused, refuse)
+	if err != nil {
+		return fmt.Errorf("apply %d closed events from %s: %w", len(ms), ms[0].ID, err)
+	}
+	for i, ev := range evs {
+		log := h.log.With("msg_id", ms[i].ID, "event_id", ev.EventID, "order_id", ev.OrderID, "reason", ev.Reason)
+		o, ok := outs[ev.OrderID]
+		switch {
+		case !ok:
+			log.InfoContext(ctx, "order closed by its pay deadline")
+		case o.result != "":
+			h.metrics.count(o.result)
+			log.InfoContext(ctx, "payment "+string(o.Status)+": inventory refused the order", "status", o.Status)
+		default:
+			log.InfoContext(ctx, "payment already closed", "status", o.Status)
+		}
 	}
 	return nil
+}
+
+// timeout expires the orders of pay-timeout messages whose deadline has
+// passed; an order paid in time is left alone. No claim: the expiry is a
+// transition of the row itself, and a redelivery finds it made.
+func (h *Handler) timeout(ctx context.Context, ms []mq.Message) error {
+	evs, _, _, err := mq.Events(ms, events.TagTimeout, events.Decode[events.PayTimeout],
+		func(e *events.PayTimeout) (string, string) { return e.EventID, e.OrderID })
+	if err != nil {
+		return err
+	}
+	var seeds []Payment
+	for _, ev := range evs {
+		for _, o := range ev.Orders {
+			seeds = append(seeds, seed(o))
+		}
+	}
+	log := h.log.With("msg_id", ms[0].ID, "messages", len(ms))
+	for attempt := 0; ; attempt++ {
+		ids := make([]string, len(seeds))
+		for i, s := range seeds {
+			ids[i] = s.OrderID
+		}
+		outs, err := h.store.update(ctx, nil, seeds, ids, expire)
+		if err != nil {
+			return fmt.Errorf("expire %d orders from %s: %w", len(ids), ms[0].ID, err)
+		}
+		h.countExpired(ctx, log, outs)
+		wait, early := time.Duration(0), seeds[:0]
+		for _, s := range seeds {
+			if o := outs[s.OrderID]; errors.Is(o.err, errNotDue) {
+				early = append(early, s)
+				wait = max(wait, o.Deadline().Sub(time.Now().UTC()))
+			}
+		}
+		seeds = early
+		if len(seeds) == 0 {
+			return nil
+		}
+		if attempt > 0 || wait > maxNotDueWait {
+			return fmt.Errorf("expire %d orders from %s: %w (%v early)", len(seeds), ms[0].ID, errNotDue, wait)
+		}
+		log.InfoContext(ctx, "pay timeout before the deadline; waiting", "orders", len(seeds), "wait", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait + 10*time.Millisecond):
+		}
+	}
+}
+
+// countExpired counts and logs the expiries update made.
+func (h *Handler) countExpired(ctx context.Context, log *slog.Logger, outs map[string]outcome) {
+	for _, id := range slices.Sorted(maps.Keys(outs)) {
+		if o := outs[id]; o.result == resultExpired {
+			h.metrics.count(resultExpired)
+			log.InfoContext(ctx, "payment expired: pay deadline passed", "order_id", id, "pay_deadline", o.Deadline())
+		}
+	}
 }

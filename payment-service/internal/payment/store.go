@@ -1,21 +1,199 @@
 package payment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
+
+	"seckill/pkg/db"
+	"seckill/pkg/dedup"
+	"seckill/pkg/mq"
+	"seckill/pkg/outbox"
 )
+
+// Consumer is the name payment's claims are recorded under in consumed_messages.
+const Consumer = "payment"
+
+// change is a decision on one locked payment: the status it moves to (""
+// stays), the result to count, the events written with it, and the answer
+// for the caller (ErrClosed, errNotDue) — the change is made either way.
+type change struct {
+	to     Status
+	result string
+	out    []mq.Outgoing
+	err    error
+}
+
+// decision decides one payment, locked, at now (the database's clock).
+type decision func(p Payment, now time.Time) change
+
+// outcome is what update did to one payment.
+type outcome struct {
+	Payment       // as committed
+	change        // as decided
+	inserted bool // the row was made by this update (from its seed)
+	noRow    bool // no row and no seed: nothing decided
+}
+
+// Store is payment-service's access to its database: every transition of
+// a payment is one call of update with the decision to make.
+type Store struct {
+	db    *gorm.DB
+	tx    *db.Group // transactions of concurrent callers commit together
+	relay interface{ Notify() }
+}
+
+// NewStore returns a Store on gdb; relay is woken after every commit that
+// wrote events.
+func NewStore(gdb *gorm.DB, relay interface{ Notify() }) *Store {
+	return &Store{db: gdb, tx: db.HandlerGroup(gdb), relay: relay}
+}
+
+// lockedPayment is a payment row read under its lock, with the database's
+// clock.
+type lockedPayment struct {
+	Payment
+	DBNow time.Time `gorm:"column:db_now"`
+}
+
+// update decides the payments of ids in one transaction: it claims the
+// dedup keys (none: no claim), inserts the seeds whose order has no row
+// yet (an existing row keeps its status and gets only the fields it lacks:
+// a created event completes a row a pay or a timeout made), locks every
+// row in key order (FOR UPDATE, reading the database's clock with it), runs
+// decide on each and writes each change with its events (pkg/outbox). An id
+// with neither row nor seed is reported noRow, undecided. A claim seen
+// before fails it with dedup.ErrSeen; any error rolls everything back.
+func (s *Store) update(ctx context.Context, claim []string, seeds []Payment, ids []string, decide decision) (map[string]outcome, error) {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	slices.SortFunc(seeds, func(a, b Payment) int { return cmp.Compare(a.OrderID, b.OrderID) })
+	now := time.Now().UTC().Truncate(time.Microsecond) // as DATETIME(6) keeps it
+	for i := range seeds {
+		seeds[i].Status, seeds[i].CreatedAt, seeds[i].UpdatedAt = StatusPending, now, now
+	}
+	var outs map[string]outcome
+	wrote := false
+	err := s.tx.Transaction(ctx, func(tx *gorm.DB) error {
+		outs, wrote = make(map[string]outcome, len(ids)), false // fn may run twice (db.Group)
+		if len(claim) > 0 {
+			if err := dedup.Claim(tx, Consumer, claim...); err != nil {
+				return err
+			}
+		}
+		if err := upsert(tx, seeds); err != nil {
+			return err
+		}
+		var rows []lockedPayment
+		if len(ids) == 0 {
+			return nil
+		}
+		err := tx.Raw("SELECT p.*, UTC_TIMESTAMP(6) AS db_now FROM payments p WHERE order_id IN ? ORDER BY order_id FOR UPDATE", ids).
+			Scan(&rows).Error
+		if err != nil {
+			return fmt.Errorf("lock %d payments: %w", len(ids), err)
+		}
+		seeded := make(map[string]time.Time, len(seeds))
+		for _, sd := range seeds {
+			seeded[sd.OrderID] = sd.CreatedAt
+		}
+		found := make(map[string]bool, len(rows))
+		var out []mq.Outgoing
+		for _, r := range rows {
+			p := r.Payment
+			found[p.OrderID] = true
+			ch := decide(p, r.DBNow.UTC())
+			o := outcome{Payment: p, change: ch}
+			// A seed's created_at is this call's clock to the microsecond:
+			// a row carrying it was inserted here.
+			if at, ok := seeded[p.OrderID]; ok && p.CreatedAt.Equal(at) {
+				o.inserted = true
+			}
+			if ch.to != "" && ch.to != p.Status {
+				if err := transition(tx, &o.Payment, ch.to, r.DBNow.UTC()); err != nil {
+					return err
+				}
+			}
+			out = append(out, ch.out...)
+			outs[p.OrderID] = o
+		}
+		for _, id := range ids {
+			if !found[id] {
+				outs[id] = outcome{Payment: Payment{OrderID: id}, noRow: true}
+			}
+		}
+		wrote = len(out) > 0
+		return outbox.Add(tx, out...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if wrote {
+		s.relay.Notify()
+	}
+	return outs, nil
+}
+
+// transition moves the locked payment p to status to.
+func transition(tx *gorm.DB, p *Payment, to Status, now time.Time) error {
+	set := map[string]any{"status": to, "updated_at": now}
+	if to == StatusPaid {
+		set["paid_at"] = now
+		p.PaidAt = &now
+	}
+	res := tx.Model(&Payment{}).Where("order_id = ? AND status = ?", p.OrderID, p.Status).Updates(set)
+	if res.Error != nil {
+		return fmt.Errorf("payment %s %s -> %s: %w", p.OrderID, p.Status, to, res.Error)
+	}
+	if res.RowsAffected != 1 {
+		// Cannot happen under the row lock; never report a change not made.
+		return fmt.Errorf("payment %s %s -> %s: %d rows changed", p.OrderID, p.Status, to, res.RowsAffected)
+	}
+	p.Status, p.UpdatedAt = to, now
+	return nil
+}
+
+// upsert inserts the seeds in one statement; a row that exists keeps its
+// status and values and gets only what it lacks.
+func upsert(tx *gorm.DB, seeds []Payment) error {
+	if len(seeds) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString("INSERT INTO payments (order_id, amount_cents, user_id, product_id, quantity, accepted_at, pay_deadline, status, created_at, updated_at) VALUES ")
+	args := make([]any, 0, 10*len(seeds))
+	for i, p := range seeds {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, p.OrderID, p.AmountCents, p.UserID, p.ProductID, p.Quantity, p.AcceptedAt, p.PayDeadline,
+			p.Status, p.CreatedAt, p.UpdatedAt)
+	}
+	q.WriteString(` ON DUPLICATE KEY UPDATE
+		amount_cents = IF(amount_cents = 0, VALUES(amount_cents), amount_cents),
+		user_id = IF(user_id = '', VALUES(user_id), user_id),
+		product_id = IF(product_id = '', VALUES(product_id), product_id),
+		quantity = IF(quantity = 0, VALUES(quantity), quantity),
+		accepted_at = COALESCE(accepted_at, VALUES(accepted_at)),
+		pay_deadline = COALESCE(pay_deadline, VALUES(pay_deadline))`)
+	if err := tx.Exec(q.String(), args...).Error; err != nil {
+		return fmt.Errorf("record %d payments from %s: %w", len(seeds), seeds[0].OrderID, err)
+	}
+	return nil
+}
 
 // get reads the payment of orderID.
 func get(ctx context.Context, gdb *gorm.DB, orderID string) (Payment, error) {
 	var p Payment
 	err := gdb.WithContext(ctx).Where("order_id = ?", orderID).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Payment{}, ErrNotFound
+		return Payment{}, fmt.Errorf("payment %s: %w", orderID, ErrNotFound)
 	}
 	if err != nil {
 		return Payment{}, fmt.Errorf("read payment %s: %w", orderID, err)
@@ -23,98 +201,15 @@ func get(ctx context.Context, gdb *gorm.DB, orderID string) (Payment, error) {
 	return p, nil
 }
 
-// pay moves the payment from pending to paid. won reports whether this call
-// made the change; a payment that is already paid is returned with won false.
-// A cancelled or refunded payment returns ErrClosed.
-func pay(ctx context.Context, gdb *gorm.DB, orderID string) (p Payment, won bool, err error) {
-	err = gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&Payment{}).
-			Where("order_id = ? AND status = ?", orderID, StatusPending).
-			Updates(map[string]any{"status": StatusPaid, "updated_at": time.Now().UTC()})
-		if res.Error != nil {
-			return fmt.Errorf("update payment %s to paid: %w", orderID, res.Error)
-		}
-		won = res.RowsAffected == 1
-		// In the same tx: when we won, the row stays locked until commit, so a
-		// concurrent close cannot turn it into refunded before we read it.
-		p, err = get(ctx, tx, orderID)
-		return err
-	})
+// due lists pending payments whose deadline passed more than grace ago
+// (their timeout was lost or is badly late), oldest first.
+func (s *Store) due(ctx context.Context, grace time.Duration, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&Payment{}).
+		Where("status = ? AND pay_deadline < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND", StatusPending, grace.Microseconds()).
+		Order("pay_deadline").Limit(limit).Pluck("order_id", &ids).Error
 	if err != nil {
-		return Payment{}, false, err
+		return nil, fmt.Errorf("list overdue payments: %w", err)
 	}
-	switch p.Status {
-	case StatusPaid:
-		return p, won, nil
-	case StatusCancelled, StatusRefunded:
-		return p, false, ErrClosed
-	default:
-		panic(fmt.Sprintf("payment %s is %q right after a conditional pay", orderID, p.Status))
-	}
-}
-
-// insertPending records the pending payment of a new order inside tx.
-// created is false when the payment already exists (the created event was
-// applied under keys the dedup table no longer holds).
-func insertPending(tx *gorm.DB, orderID string, amountCents int64) (created bool, err error) {
-	err = tx.Create(&Payment{OrderID: orderID, AmountCents: amountCents, Status: StatusPending}).Error
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("insert payment %s: %w", orderID, err)
-	}
-	return true, nil
-}
-
-// insertPendings records the pending payments of new orders inside tx in one
-// statement; a payment that exists already fails it with
-// gorm.ErrDuplicatedKey.
-func insertPendings(tx *gorm.DB, ps []Payment) error {
-	for i := range ps {
-		ps[i].Status = StatusPending
-	}
-	if err := tx.Create(&ps).Error; err != nil {
-		return fmt.Errorf("insert %d payments from %s: %w", len(ps), ps[0].OrderID, err)
-	}
-	return nil
-}
-
-// closedStatus is where a payment in status from goes when its order is
-// closed: pending -> cancelled, paid -> refunded; false for a payment already
-// cancelled or refunded, which stays as it is.
-func closedStatus(from Status) (Status, bool) {
-	switch from {
-	case StatusPending:
-		return StatusCancelled, true
-	case StatusPaid:
-		return StatusRefunded, true
-	default:
-		return from, false
-	}
-}
-
-// closePayment applies the order's close inside tx: pending -> cancelled,
-// paid -> refunded; a payment already cancelled or refunded is left alone.
-// It returns the status the payment ends in, whether this call changed it,
-// and errNotCreated when the payment does not exist yet.
-func closePayment(tx *gorm.DB, orderID string) (to Status, changed bool, err error) {
-	var p Payment
-	err = tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("order_id = ?", orderID).Take(&p).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return "", false, errNotCreated
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("lock payment %s: %w", orderID, err)
-	}
-	to, ok := closedStatus(p.Status)
-	if !ok {
-		return p.Status, false, nil
-	}
-	err = tx.Model(&Payment{}).Where("order_id = ? AND status = ?", orderID, p.Status).
-		Updates(map[string]any{"status": to, "updated_at": time.Now().UTC()}).Error
-	if err != nil {
-		return "", false, fmt.Errorf("update payment %s to %s: %w", orderID, to, err)
-	}
-	return to, true, nil
+	return ids, nil
 }
