@@ -194,31 +194,30 @@ func chaosOrderKill(t *testing.T, bin *stack.Binaries) {
 	r.errorLines()
 }
 
-// Scenario 9: every order is paid at a random moment within 2 s of
-// payment-service knowing it, while its pay timeout fires after 1 s
-// (PAY_TIMEOUT_LEVEL 1): pay and close race on hundreds of orders. Exactly one
-// wins per order: shipped with a paid payment, or closed with the payment
-// cancelled (pay refused) or refunded (pay landed after the close); stock
-// comes back exactly once per closed order.
+// Scenario 9 (the deadline race): every order is paid at a random moment
+// within 2 s of its 202, while its pay window is 1 s (PAY_TIMEOUT_LEVEL 1):
+// hundreds of pays land around their deadline (± 1 s), racing the pay
+// timeout. payment-service decides each one against the deadline fixed at
+// acceptance: every pay answered 200 ends paid and shipped, every one
+// answered 409 order_closed ends closed with the payment expired, nothing is
+// refunded, and stock comes back exactly once per closed order.
 func chaosPayTimeoutRace(t *testing.T, bin *stack.Binaries) {
 	r := startChaos(t, bin, chaosConfig{stock: 300, buyers: 300, spread: 3 * time.Second, payEach: 1, payJitter: 2 * time.Second},
 		stack.Options{PayTimeoutLevel: 1})
 	ctx := t.Context()
 	r.load(ctx)
-	final := r.verify(ctx)
-	shipped, refunded := 0, 0
-	for id, st := range final {
+	final := r.verify(ctx) // every 200 shipped, nothing paid but not kept, payments of closed orders expired
+	shipped := 0
+	for _, st := range final {
 		if st == "shipped" {
 			shipped++
-		} else if r.paid[id] {
-			refunded++
 		}
 	}
-	if shipped == 0 || r.payClosed+refunded == 0 {
-		t.Errorf("no race: %d shipped, %d pay refused, %d refunded; want both outcomes", shipped, r.payClosed, refunded)
+	if shipped == 0 || r.payClosed == 0 {
+		t.Errorf("no race: %d paid in time, %d pays refused after the deadline; want both outcomes", shipped, r.payClosed)
 	}
-	t.Logf("race over %d orders: pay won %d, close won %d (%d pay refused as order_closed, %d paid late and refunded)",
-		len(final), shipped, r.payClosed+refunded, r.payClosed, refunded)
+	t.Logf("race over %d orders: %d paid before their deadline (shipped), %d pays after it refused (409, closed)",
+		len(final), shipped, r.payClosed)
 	r.noErrorLines()
 }
 

@@ -66,18 +66,18 @@ var composeServices = []composeService{
 		env:      append(slices.Clone(envCommon), "REDIS_ADDR", "REDIS_DB", "PAY_TIMEOUT_LEVEL", "ORDER_SEND_MODE"),
 		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV", "REDIS_ADDR"},
 		groups: []wantGroup{
-			{"GID-order", "clustering", false, events.TopicOrder, "created || paid || shipped", "order.apply"},
-			{"GID-order-timeout", "clustering", false, events.TopicOrder, "timeout", "order.timeout"},
+			{"GID-order", "clustering", false, events.TopicOrder, "created || paid || deducted || closed || shipped", "order.apply"},
 			{"GID-order-soldout", "broadcasting", false, events.TopicSoldOut, "*", "order.soldout"},
 			{"GID-order-stats", "clustering", false, events.TopicOrderStats, "*", "order.stats"},
 		},
 	},
 	{
 		name: "payment", defaultPort: 8081,
-		env:      slices.Clone(envCommon),
-		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV"},
+		env:      append(slices.Clone(envCommon), "REDIS_ADDR", "REDIS_DB"),
+		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV", "REDIS_ADDR"},
 		groups: []wantGroup{
 			{"GID-payment", "clustering", false, events.TopicOrder, "created || closed", "payment.apply"},
+			{"GID-payment-timeout", "clustering", false, events.TopicOrder, "timeout", "payment.timeout"},
 		},
 	},
 	{
