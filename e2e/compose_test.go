@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -389,6 +390,74 @@ func TestComposeServices(t *testing.T) {
 	}
 }
 
+// TestComposeImageBuild checks what `docker compose build` reads besides the
+// compose file: deploy/Dockerfile builds with go.work's exact Go version (with
+// GOTOOLCHAIN=local an older image refuses the workspace, and a floating tag is
+// whatever the host cached), and its build context leaves out the repository's
+// .git and CI folders and everything .gitignore lists (binaries, run, bench
+// and load output), which would otherwise be sent with every build.
+func TestComposeImageBuild(t *testing.T) {
+	root := repoRoot(t)
+	dockerfile, err := os.ReadFile(filepath.Join(root, "deploy/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\S+)$`).FindSubmatch(dockerfile)
+	if m == nil {
+		t.Fatal("deploy/Dockerfile has no ARG GO_VERSION=<version>")
+	}
+	if got, want := string(m[1]), goWork(t, root).Go; got != want {
+		t.Errorf("deploy/Dockerfile GO_VERSION = %s, want go.work's go %s", got, want)
+	}
+	if !bytes.Contains(dockerfile, []byte("FROM golang:${GO_VERSION} ")) {
+		t.Errorf("deploy/Dockerfile does not build FROM golang:${GO_VERSION}")
+	}
+
+	ignored := map[string]bool{}
+	for _, line := range readLines(t, filepath.Join(root, "deploy/Dockerfile.dockerignore")) {
+		ignored[line] = true
+	}
+	want := []string{".git", ".ci"}
+	for _, p := range readLines(t, filepath.Join(root, ".gitignore")) {
+		want = append(want, dockerignorePattern(p))
+	}
+	for _, p := range want {
+		if !ignored[p] {
+			t.Errorf("deploy/Dockerfile.dockerignore does not exclude %s", p)
+		}
+	}
+}
+
+// dockerignorePattern is the .dockerignore form of a .gitignore pattern:
+// .dockerignore patterns are relative to the context root, so an anchored
+// "/bin/" is "bin", and an unanchored "*.test" (any depth in git) is "**/*.test".
+func dockerignorePattern(gitignore string) string {
+	p := strings.TrimSuffix(gitignore, "/")
+	if anchored, ok := strings.CutPrefix(p, "/"); ok {
+		return anchored
+	}
+	if strings.Contains(p, "/") {
+		return p // git anchors a pattern with an inner slash too
+	}
+	return "**/" + p
+}
+
+// readLines returns the lines of a file that are neither blank nor comments.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 // TestComposeMatchesRunScript checks that `make run` (deploy/run.sh) gives each
 // service the same variables and config file as docker-compose.yml.
 func TestComposeMatchesRunScript(t *testing.T) {
@@ -506,8 +575,13 @@ func TestComposeConfigAccepted(t *testing.T) {
 	}
 }
 
-// workModules lists the module directories of go.work, relative to root.
-func workModules(t *testing.T, root string) []string {
+// workFile is the part of `go work edit -json` the tests read.
+type workFile struct {
+	Go  string
+	Use []struct{ DiskPath string }
+}
+
+func goWork(t *testing.T, root string) workFile {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), "go", "work", "edit", "-json")
 	cmd.Dir = root
@@ -515,10 +589,20 @@ func workModules(t *testing.T, root string) []string {
 	if err != nil {
 		t.Fatalf("go work edit -json: %v", err)
 	}
-	var w struct{ Use []struct{ DiskPath string } }
+	var w workFile
 	if err := json.Unmarshal(out, &w); err != nil {
 		t.Fatalf("go work edit -json: %v", err)
 	}
+	if w.Go == "" {
+		t.Fatal("go.work has no go line")
+	}
+	return w
+}
+
+// workModules lists the module directories of go.work, relative to root.
+func workModules(t *testing.T, root string) []string {
+	t.Helper()
+	w := goWork(t, root)
 	var dirs []string
 	for _, u := range w.Use {
 		dirs = append(dirs, filepath.ToSlash(filepath.Clean(u.DiskPath)))
