@@ -123,21 +123,37 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// loadCompose parses docker-compose.yml with an empty environment, so every
-// ${VAR:-default} takes its default, as on a fresh machine.
+// composeAdminToken is the ADMIN_TOKEN the tests export: the compose file
+// has no default for it.
+const composeAdminToken = "compose-test-token"
+
+// loadCompose parses docker-compose.yml with only ADMIN_TOKEN in the
+// environment, so every other ${VAR:-default} takes its default, as on a
+// fresh machine.
 func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadComposeEnv(t, types.Mapping{"ADMIN_TOKEN": composeAdminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// loadComposeEnv parses docker-compose.yml as `docker compose` does with
+// exactly the environment env (no .env file is read).
+func loadComposeEnv(t *testing.T, env types.Mapping) (*types.Project, error) {
 	t.Helper()
 	root := repoRoot(t)
 	file := filepath.Join(root, "docker-compose.yml")
 	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: file}},
-		Environment: types.Mapping{},
+		Environment: env,
 	}, func(o *loader.Options) { o.SetProjectName("seckill", true) })
 	if err != nil {
-		t.Fatalf("load %s: %v", file, err)
+		return nil, fmt.Errorf("load %s: %w", file, err)
 	}
-	return p
+	return p, nil
 }
 
 func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
@@ -425,6 +441,33 @@ func TestComposeImageBuild(t *testing.T) {
 		if !ignored[p] {
 			t.Errorf("deploy/Dockerfile.dockerignore does not exclude %s", p)
 		}
+	}
+}
+
+// TestComposeAdminTokenRequired checks that `docker compose` refuses to start
+// without ADMIN_TOKEN instead of falling back to a well-known token (the
+// distroless images have no shell to read a generated one back), and that the
+// exported value is the one inventory-service gets.
+func TestComposeAdminTokenRequired(t *testing.T) {
+	_, err := loadComposeEnv(t, types.Mapping{})
+	if err == nil {
+		t.Fatal("docker-compose.yml loads without ADMIN_TOKEN; want an error (${ADMIN_TOKEN:?...})")
+	}
+	if !strings.Contains(err.Error(), "ADMIN_TOKEN") {
+		t.Errorf("error without ADMIN_TOKEN does not name it: %v", err)
+	}
+	if _, err := loadComposeEnv(t, types.Mapping{"ADMIN_TOKEN": ""}); err == nil {
+		t.Error("docker-compose.yml loads with ADMIN_TOKEN empty; want an error")
+	}
+
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		if _, ok := s.Environment["ADMIN_TOKEN"]; ok && name != "inventory" {
+			t.Errorf("%s gets ADMIN_TOKEN; only inventory-service reads it", name)
+		}
+	}
+	if got := env(service(t, p, "inventory"))["ADMIN_TOKEN"]; got != composeAdminToken {
+		t.Errorf("inventory ADMIN_TOKEN = %q, want the exported %q", got, composeAdminToken)
 	}
 }
 
