@@ -293,6 +293,53 @@ func TestComposeInfrastructure(t *testing.T) {
 	}
 }
 
+// TestComposeBrokerDisk checks the broker's disk thresholds. RocketMQ 4.9.4
+// refuses every write once the store's disk is more than the JVM property
+// rocketmq.broker.diskSpaceWarningLevelRatio full (default 0.90, common on a
+// laptop), and past rocketmq.broker.diskSpaceCleanForciblyRatio (default 0.85)
+// deletes commit log files whatever their age; broker.conf's
+// diskMaxUsedSpaceRatio only governs deletion (and is capped at 95).
+func TestComposeBrokerDisk(t *testing.T) {
+	p := loadCompose(t)
+	props := javaProperties(env(service(t, p, svcBroker))["JAVA_OPT_EXT"])
+	ratio := func(key string) float64 {
+		v, ok := props[key]
+		if !ok {
+			t.Errorf("broker JAVA_OPT_EXT has no -D%s", key)
+			return 0
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f >= 1 {
+			t.Errorf("broker -D%s=%s, want a ratio between 0 and 1", key, v)
+		}
+		return f
+	}
+	warn := ratio("rocketmq.broker.diskSpaceWarningLevelRatio")
+	clean := ratio("rocketmq.broker.diskSpaceCleanForciblyRatio")
+	if warn <= 0.90 {
+		t.Errorf("diskSpaceWarningLevelRatio = %v, want above the default 0.90", warn)
+	}
+	if clean <= 0.85 || clean >= warn {
+		t.Errorf("diskSpaceCleanForciblyRatio = %v, want above the default 0.85 and below diskSpaceWarningLevelRatio %v", clean, warn)
+	}
+	conf := readProperties(t, filepath.Join(repoRoot(t), "deploy/rocketmq/broker.conf"))
+	if used, err := strconv.Atoi(conf["diskMaxUsedSpaceRatio"]); err != nil || used > 95 || float64(used)/100 >= warn {
+		t.Errorf("broker.conf diskMaxUsedSpaceRatio = %q, want a percentage <= 95 (the broker's cap) below the write limit %v", conf["diskMaxUsedSpaceRatio"], warn)
+	}
+}
+
+// javaProperties returns the -Dkey=value options of a JVM option string.
+func javaProperties(opts string) map[string]string {
+	m := map[string]string{}
+	for _, f := range strings.Fields(opts) {
+		if kv, ok := strings.CutPrefix(f, "-D"); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+	}
+	return m
+}
+
 func TestComposeServices(t *testing.T) {
 	p := loadCompose(t)
 	root := repoRoot(t)
