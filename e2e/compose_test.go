@@ -107,6 +107,7 @@ const (
 	svcTopicInit = "topic-init"
 	svcMySQL     = "mysql"
 	svcRedis     = "redis"
+	brokerUID    = "3000" // the apache/rocketmq image's user rocketmq
 	namesrvPort  = 9876
 	imageBinary  = "/app/service" // where deploy/Dockerfile puts the binary
 )
@@ -276,7 +277,7 @@ func TestComposeInfrastructure(t *testing.T) {
 				t.Errorf("%s: volume %s -> %s: %v", name, source, target, err)
 			}
 		}
-		if s.HealthCheck == nil && name != svcTopicInit {
+		if s.HealthCheck == nil && !oneShots(p)[name] {
 			t.Errorf("%s: no healthcheck (depends_on conditions need one)", name)
 		}
 	}
@@ -326,6 +327,85 @@ func TestComposeBrokerDisk(t *testing.T) {
 	if used, err := strconv.Atoi(conf["diskMaxUsedSpaceRatio"]); err != nil || used > 95 || float64(used)/100 >= warn {
 		t.Errorf("broker.conf diskMaxUsedSpaceRatio = %q, want a percentage <= 95 (the broker's cap) below the write limit %v", conf["diskMaxUsedSpaceRatio"], warn)
 	}
+}
+
+// TestComposeBrokerStore checks that the broker's store is on a named volume
+// (a recreated container otherwise loses unconsumed messages, consumer
+// offsets and pending pay timeouts while MySQL and the Redis outbox survive),
+// at the path broker.conf stores to, and that a one-shot service hands the
+// volume to the broker's user before the broker starts: a fresh named volume
+// is root-owned and the image runs as uid 3000.
+func TestComposeBrokerStore(t *testing.T) {
+	p := loadCompose(t)
+	conf := readProperties(t, filepath.Join(repoRoot(t), "deploy/rocketmq/broker.conf"))
+	storeDir := conf["storePathRootDir"]
+	if storeDir == "" {
+		t.Fatal("broker.conf does not set storePathRootDir")
+	}
+	if cl := conf["storePathCommitLog"]; cl != "" && !strings.HasPrefix(cl, storeDir+"/") {
+		t.Errorf("broker.conf storePathCommitLog = %s, not under storePathRootDir %s", cl, storeDir)
+	}
+
+	broker := service(t, p, svcBroker)
+	vol := ""
+	for _, v := range broker.Volumes {
+		if v.Target == storeDir {
+			if v.Type != types.VolumeTypeVolume {
+				t.Errorf("broker: %s is a %s mount, want a named volume", storeDir, v.Type)
+			}
+			vol = v.Source
+		}
+	}
+	if vol == "" {
+		t.Fatalf("broker: storePathRootDir %s is not on a volume", storeDir)
+	}
+	if _, ok := p.Volumes[vol]; !ok {
+		t.Errorf("broker volume %q is not declared under volumes:", vol)
+	}
+
+	var inits []string
+	for name, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Source != vol || name == svcBroker {
+				continue
+			}
+			cmd := strings.Join(s.Command, " ")
+			if !slices.Contains(s.Command, "chown") || !strings.Contains(cmd, " "+v.Target) {
+				t.Errorf("%s mounts %s but does not chown %s: %q", name, vol, v.Target, cmd)
+				continue
+			}
+			if owner, _, _ := strings.Cut(s.Command[len(s.Command)-2], ":"); owner != brokerUID {
+				t.Errorf("%s: %q gives the store to %q, want uid %s", name, cmd, owner, brokerUID)
+			}
+			if s.User != "0" && s.User != "root" {
+				t.Errorf("%s runs as user %q; only root can chown the volume", name, s.User)
+			}
+			if s.Restart != types.RestartPolicyNo {
+				t.Errorf("%s: restart %q, want \"no\" (a one-shot)", name, s.Restart)
+			}
+			inits = append(inits, name)
+		}
+	}
+	if len(inits) != 1 {
+		t.Fatalf("services that chown the broker store: %v, want one", inits)
+	}
+	if d, ok := broker.DependsOn[inits[0]]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("broker depends_on %s = %+v, want condition %s", inits[0], d, types.ServiceConditionCompletedSuccessfully)
+	}
+}
+
+// oneShots are the services another one waits for to complete: they run
+// once and exit.
+func oneShots(p *types.Project) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range p.Services {
+		for dep, d := range s.DependsOn {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				m[dep] = true
+			}
+		}
+	}
+	return m
 }
 
 // javaProperties returns the -Dkey=value options of a JVM option string.
