@@ -102,14 +102,15 @@ var composeServices = []composeService{
 
 // Infrastructure services of the compose file.
 const (
-	svcNamesrv   = "namesrv"
-	svcBroker    = "broker"
-	svcTopicInit = "topic-init"
-	svcMySQL     = "mysql"
-	svcRedis     = "redis"
-	brokerUID    = "3000" // the apache/rocketmq image's user rocketmq
-	namesrvPort  = 9876
-	imageBinary  = "/app/service" // where deploy/Dockerfile puts the binary
+	svcNamesrv    = "namesrv"
+	svcBroker     = "broker"
+	svcTopicInit  = "topic-init"
+	svcMySQL      = "mysql"
+	svcRedis      = "redis"
+	brokerUID     = "3000" // the apache/rocketmq image's user rocketmq
+	rocketmqImage = "apache/rocketmq"
+	namesrvPort   = 9876
+	imageBinary   = "/app/service" // where deploy/Dockerfile puts the binary
 )
 
 func repoRoot(t *testing.T) string {
@@ -391,6 +392,27 @@ func TestComposeBrokerStore(t *testing.T) {
 	}
 	if d, ok := broker.DependsOn[inits[0]]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
 		t.Errorf("broker depends_on %s = %+v, want condition %s", inits[0], d, types.ServiceConditionCompletedSuccessfully)
+	}
+}
+
+// TestComposePlatforms checks that every RocketMQ service names its platform:
+// apache/rocketmq:4.9.4 exists for linux/amd64 only, so without it an arm64
+// Linux host fails with "exec format error" instead of emulating, and Docker
+// Desktop on Apple Silicon warns on every start.
+func TestComposePlatforms(t *testing.T) {
+	p := loadCompose(t)
+	n := 0
+	for name, s := range p.Services {
+		if !strings.HasPrefix(s.Image, rocketmqImage+":") {
+			continue
+		}
+		n++
+		if s.Platform != "linux/amd64" {
+			t.Errorf("%s (%s): platform %q, want linux/amd64", name, s.Image, s.Platform)
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d services run %s, want namesrv, broker and topic-init at least", n, rocketmqImage)
 	}
 }
 
