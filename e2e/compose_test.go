@@ -416,6 +416,24 @@ func TestComposePlatforms(t *testing.T) {
 	}
 }
 
+// TestComposePorts checks that every published port binds 127.0.0.1 (an
+// admin API is behind them), and that no RocketMQ port is published: the name
+// server hands out the broker's compose-network address, so a host client
+// gets nothing from it, and the port collides with a running `make run`.
+func TestComposePorts(t *testing.T) {
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		for _, pc := range s.Ports {
+			if pc.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s:%d on %q, want 127.0.0.1", name, pc.Published, pc.Target, pc.HostIP)
+			}
+			if strings.HasPrefix(s.Image, rocketmqImage+":") {
+				t.Errorf("%s publishes port %d; host clients cannot use the compose broker", name, pc.Target)
+			}
+		}
+	}
+}
+
 // oneShots are the services another one waits for to complete: they run
 // once and exit.
 func oneShots(p *types.Project) map[string]bool {
