@@ -434,6 +434,52 @@ func TestComposePorts(t *testing.T) {
 	}
 }
 
+// TestComposeNetwork checks that the network's dynamic addresses (ip_range)
+// are inside its subnet and leave out every static address, so a container
+// that starts first cannot take the name server's or the broker's.
+func TestComposeNetwork(t *testing.T) {
+	p := loadCompose(t)
+	for nw, n := range p.Networks {
+		for _, pool := range n.Ipam.Config {
+			subnet, err := netip.ParsePrefix(pool.Subnet)
+			if err != nil {
+				t.Errorf("network %s: subnet %q: %v", nw, pool.Subnet, err)
+				continue
+			}
+			dynamic, err := netip.ParsePrefix(pool.IPRange)
+			if err != nil {
+				t.Errorf("network %s: ip_range %q: %v (without one, dynamic addresses can take the static ones)", nw, pool.IPRange, err)
+				continue
+			}
+			if !subnet.Contains(dynamic.Addr()) || dynamic.Bits() < subnet.Bits() {
+				t.Errorf("network %s: ip_range %s is not inside subnet %s", nw, dynamic, subnet)
+			}
+			static := 0
+			for name, s := range p.Services {
+				cfg := s.Networks[nw]
+				if cfg == nil || cfg.Ipv4Address == "" {
+					continue
+				}
+				static++
+				ip, err := netip.ParseAddr(cfg.Ipv4Address)
+				if err != nil {
+					t.Errorf("%s: ipv4_address %q: %v", name, cfg.Ipv4Address, err)
+					continue
+				}
+				if dynamic.Contains(ip) {
+					t.Errorf("%s: static address %s is inside ip_range %s", name, ip, dynamic)
+				}
+				if ip == subnet.Addr().Next() {
+					t.Errorf("%s: static address %s is the subnet's gateway", name, ip)
+				}
+			}
+			if static == 0 {
+				t.Errorf("network %s has a fixed subnet but no static address", nw)
+			}
+		}
+	}
+}
+
 // oneShots are the services another one waits for to complete: they run
 // once and exit.
 func oneShots(p *types.Project) map[string]bool {
