@@ -109,6 +109,7 @@ const (
 	svcRedis      = "redis"
 	brokerUID     = "3000" // the apache/rocketmq image's user rocketmq
 	rocketmqImage = "apache/rocketmq"
+	rocketmqStart = "/home/rocketmq/start.sh" // deploy/rocketmq/start.sh in the RocketMQ containers
 	namesrvPort   = 9876
 	imageBinary   = "/app/service" // where deploy/Dockerfile puts the binary
 )
@@ -477,6 +478,139 @@ func TestComposeNetwork(t *testing.T) {
 				t.Errorf("network %s has a fixed subnet but no static address", nw)
 			}
 		}
+	}
+}
+
+// TestComposeRestart checks the restart policies: every long-running service
+// comes back after a crash or a Docker restart, and the one-shots run once.
+func TestComposeRestart(t *testing.T) {
+	p := loadCompose(t)
+	once := oneShots(p)
+	for name, s := range p.Services {
+		switch {
+		case once[name] && s.Restart != types.RestartPolicyNo:
+			t.Errorf("%s is a one-shot (others wait for it to complete) but restart = %q, want \"no\"", name, s.Restart)
+		case !once[name] && s.Restart != types.RestartPolicyUnlessStopped && s.Restart != types.RestartPolicyAlways:
+			t.Errorf("%s: restart = %q, want unless-stopped", name, s.Restart)
+		}
+	}
+	// mqadmin runs through tools.sh, which never reads JAVA_OPT_EXT.
+	if _, ok := service(t, p, svcTopicInit).Environment["JAVA_OPT_EXT"]; ok {
+		t.Errorf("%s sets JAVA_OPT_EXT, which mqadmin's tools.sh ignores", svcTopicInit)
+	}
+}
+
+// TestComposeRocketMQStart checks that the name server and the broker start
+// through deploy/rocketmq/start.sh under an init, so SIGTERM reaches the JVM
+// (TestRocketMQStartScript checks the script itself).
+func TestComposeRocketMQStart(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	for _, role := range []string{svcNamesrv, svcBroker} {
+		s := service(t, p, role)
+		if s.Init == nil || !*s.Init {
+			t.Errorf("%s: init is not true (without an init, PID 1 ignores SIGTERM)", role)
+		}
+		want := []string{"bash", rocketmqStart, role}
+		if len(s.Command) < len(want) || !slices.Equal([]string(s.Command[:len(want)]), want) {
+			t.Errorf("%s: command %q, want it to start with %q", role, s.Command, want)
+		}
+		if got := containerFiles(s)[rocketmqStart]; got != filepath.Join(root, "deploy/rocketmq/start.sh") {
+			t.Errorf("%s: %s is mounted from %q, want deploy/rocketmq/start.sh", role, rocketmqStart, got)
+		}
+	}
+}
+
+// TestRocketMQStartScript runs deploy/rocketmq/start.sh against stand-ins for
+// the image's start scripts, whose java launch lines have the shapes of
+// runbroker.sh/runserver.sh in apache/rocketmq:4.9.4 (plain, and behind
+// numactl when it is installed), and a stand-in java that reports its PID:
+// java must be the very process the container started (every shell in
+// between exec'd), with the main class, the arguments, JAVA_OPT_EXT and a
+// classpath found from the script's own path.
+func TestRocketMQStartScript(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "deploy/rocketmq/start.sh")
+	home := t.TempDir()
+	bin := filepath.Join(home, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tools := t.TempDir() // java, and numactl for the numactl case
+	for dir, files := range map[string]map[string]string{
+		bin: {
+			"runbroker.sh": `#!/bin/bash
+export JAVA="$FAKE_JAVA"
+export BASE_DIR=$(dirname $0)/..
+JAVA_OPT="${JAVA_OPT} -server -Xms1g"
+JAVA_OPT="${JAVA_OPT} ${JAVA_OPT_EXT}"
+JAVA_OPT="${JAVA_OPT} -cp .:${BASE_DIR}/conf"
+
+numactl --interleave=all pwd > /dev/null 2>&1
+if [ $? -eq 0 ]
+then
+	if [ -z "$RMQ_NUMA_NODE" ] ; then
+		numactl --interleave=all $JAVA ${JAVA_OPT} $@
+	else
+		numactl --cpunodebind=$RMQ_NUMA_NODE --membind=$RMQ_NUMA_NODE $JAVA ${JAVA_OPT} $@
+	fi
+else
+	$JAVA ${JAVA_OPT} $@
+fi
+`,
+			"runserver.sh": `#!/bin/bash
+export JAVA="$FAKE_JAVA"
+export BASE_DIR=$(dirname $0)/..
+JAVA_OPT="${JAVA_OPT} ${JAVA_OPT_EXT}"
+JAVA_OPT="${JAVA_OPT} -cp .:${BASE_DIR}/conf"
+
+$JAVA ${JAVA_OPT} $@
+`,
+		},
+		tools: {
+			"java": "#!/bin/sh\necho \"pid=$$\"\necho \"args=$*\"\n",
+			// numactl stand-in: the probe succeeds, a launch runs its command.
+			"numactl": "#!/bin/sh\nwhile [ \"${1#--}\" != \"$1\" ]; do shift; done\n[ \"$1\" = pwd ] && exit 0\nexec \"$@\"\n",
+		},
+	} {
+		for name, text := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		name, role, main string
+		numactl          bool
+	}{
+		{"broker", "broker", "org.apache.rocketmq.broker.BrokerStartup", false},
+		{"broker behind numactl", "broker", "org.apache.rocketmq.broker.BrokerStartup", true},
+		{"namesrv", "namesrv", "org.apache.rocketmq.namesrv.NamesrvStartup", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/usr/bin:/bin"
+			if tc.numactl {
+				path = tools + ":" + path
+			} else if _, err := exec.LookPath("numactl"); err == nil {
+				t.Log("numactl is installed here: the plain case runs behind it too")
+			}
+			cmd := exec.CommandContext(t.Context(), "bash", script, tc.role, "-n", "10.0.0.1:9876", "-c", "/conf/broker.conf")
+			cmd.Env = []string{"PATH=" + path, "ROCKETMQ_HOME=" + home, "FAKE_JAVA=" + filepath.Join(tools, "java"),
+				"JAVA_OPT_EXT=-Dexample.ratio=0.5"}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("start.sh %s: %v\n%s%s", tc.role, err, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			if want := fmt.Sprintf("pid=%d\n", cmd.Process.Pid); !strings.Contains(out, want) {
+				t.Errorf("java did not replace start.sh (pid %d): a shell stays between the init and the JVM\n%s%s", cmd.Process.Pid, out, stderr.String())
+			}
+			want := "-Dexample.ratio=0.5 -cp .:" + bin + "/../conf " + tc.main + " -n 10.0.0.1:9876 -c /conf/broker.conf\n"
+			if !strings.Contains(out, want) {
+				t.Errorf("java arguments:\n%s\nwant them to end with %q", out, want)
+			}
+		})
 	}
 }
 
