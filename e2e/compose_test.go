@@ -110,6 +110,8 @@ const (
 	brokerUID     = "3000" // the apache/rocketmq image's user rocketmq
 	rocketmqImage = "apache/rocketmq"
 	rocketmqStart = "/home/rocketmq/start.sh" // deploy/rocketmq/start.sh in the RocketMQ containers
+	svcPrometheus = "prometheus"
+	svcGrafana    = "grafana"
 	namesrvPort   = 9876
 	imageBinary   = "/app/service" // where deploy/Dockerfile puts the binary
 )
@@ -611,6 +613,170 @@ $JAVA ${JAVA_OPT} $@
 				t.Errorf("java arguments:\n%s\nwant them to end with %q", out, want)
 			}
 		})
+	}
+}
+
+// TestComposePrometheus checks the prometheus service against the files it
+// reads: its config is deploy/prometheus/prometheus.yml, the rule files that
+// config names are mounted where it looks for them (relative to the config
+// file), it scrapes exactly the four services at their HTTP ports with one job
+// each, and its data is on a named volume.
+func TestComposePrometheus(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	s := service(t, p, svcPrometheus)
+	flags := map[string]string{}
+	for _, arg := range s.Command {
+		k, v, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		flags[k] = v
+	}
+	configPath := flags["config.file"]
+	files := containerFiles(s)
+	if files[configPath] != filepath.Join(root, "deploy/prometheus/prometheus.yml") {
+		t.Fatalf("prometheus --config.file=%q is not deploy/prometheus/prometheus.yml (mounts: %v)", configPath, files)
+	}
+	cfg := readPrometheusConfig(t, files[configPath])
+
+	// rule_files are relative to the config file, in the container as here.
+	if len(cfg.RuleFiles) == 0 {
+		t.Error("prometheus.yml loads no rule files")
+	}
+	for _, pattern := range cfg.RuleFiles {
+		inContainer := filepath.Join(filepath.Dir(configPath), pattern)
+		host, ok := files[filepath.Dir(inContainer)]
+		if !ok {
+			t.Errorf("rule_files %q: %s is not mounted", pattern, filepath.Dir(inContainer))
+			continue
+		}
+		inRepo, _ := filepath.Glob(filepath.Join(host, filepath.Base(pattern)))
+		if len(inRepo) == 0 {
+			t.Errorf("rule_files %q: no file matches in %s", pattern, host)
+		}
+		if want := filepath.Join(filepath.Dir(files[configPath]), filepath.Dir(pattern)); host != want {
+			t.Errorf("rule_files %q: the container reads %s, promtool checks %s", pattern, host, want)
+		}
+	}
+
+	want := map[string]string{}
+	for _, cs := range composeServices {
+		_, port, _ := net.SplitHostPort(env(service(t, p, cs.name))["HTTP_ADDR"])
+		want[cs.name] = net.JoinHostPort(cs.name, port) + "/metrics"
+	}
+	got := map[string]string{}
+	for _, sc := range cfg.ScrapeConfigs {
+		path := sc.MetricsPath
+		if path == "" {
+			path = "/metrics"
+		}
+		for _, st := range sc.StaticConfigs {
+			for _, target := range st.Targets {
+				if _, dup := got[sc.JobName]; dup {
+					t.Errorf("job %s has more than one target", sc.JobName)
+				}
+				got[sc.JobName] = target + path
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("prometheus.yml scrape jobs (-want +got):\n%s", diff)
+	}
+
+	if v := volumeAt(s, flags["storage.tsdb.path"]); v == nil || v.Type != types.VolumeTypeVolume {
+		t.Errorf("prometheus --storage.tsdb.path=%q is not on a named volume", flags["storage.tsdb.path"])
+	}
+}
+
+// TestComposeGrafana checks the grafana service against its provisioning: the
+// data source is the compose prometheus, the dashboard provider reads the
+// mounted deploy/grafana/dashboards, every panel of every dashboard there
+// queries that data source, and the home dashboard is one of them.
+func TestComposeGrafana(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	s := service(t, p, svcGrafana)
+	files := containerFiles(s)
+	provisioning := filepath.Join(root, "deploy/grafana/provisioning")
+	if files["/etc/grafana/provisioning"] != provisioning {
+		t.Fatalf("grafana: /etc/grafana/provisioning is mounted from %q, want %s", files["/etc/grafana/provisioning"], provisioning)
+	}
+
+	var ds struct {
+		Datasources []struct{ Name, UID, Type, URL string } `yaml:"datasources"`
+	}
+	readYAML(t, filepath.Join(provisioning, "datasources/prometheus.yml"), &ds)
+	if len(ds.Datasources) != 1 {
+		t.Fatalf("provisioned data sources: %+v, want one", ds.Datasources)
+	}
+	src := ds.Datasources[0]
+	prom := service(t, p, svcPrometheus)
+	if want := "http://" + svcPrometheus + ":9090"; src.Type != "prometheus" || src.URL != want {
+		t.Errorf("data source %s: type %s url %s, want prometheus at %s", src.Name, src.Type, src.URL, want)
+	}
+	if len(prom.Ports) != 1 || prom.Ports[0].Target != 9090 {
+		t.Errorf("prometheus ports %+v, want it listening on 9090 (the data source URL)", prom.Ports)
+	}
+
+	var dp struct {
+		Providers []struct {
+			Options struct{ Path string } `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	readYAML(t, filepath.Join(provisioning, "dashboards/seckill.yml"), &dp)
+	if len(dp.Providers) != 1 {
+		t.Fatalf("dashboard providers: %+v, want one", dp.Providers)
+	}
+	dashDir := dp.Providers[0].Options.Path
+	if want := filepath.Join(root, "deploy/grafana/dashboards"); files[dashDir] != want {
+		t.Fatalf("dashboard provider path %s is mounted from %q, want %s", dashDir, files[dashDir], want)
+	}
+	home := env(s)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+	if _, err := os.Stat(filepath.Join(files[dashDir], strings.TrimPrefix(home, dashDir))); err != nil || !strings.HasPrefix(home, dashDir+"/") {
+		t.Errorf("home dashboard %q is not a file of %s: %v", home, dashDir, err)
+	}
+
+	dashboards, _ := filepath.Glob(filepath.Join(files[dashDir], "*.json"))
+	if len(dashboards) == 0 {
+		t.Fatal("no dashboard in deploy/grafana/dashboards")
+	}
+	for _, path := range dashboards {
+		d := readDashboard(t, path)
+		for _, panel := range d.allPanels() {
+			if panel.Type == "row" || panel.Type == "text" {
+				continue
+			}
+			if panel.Datasource.UID != src.UID {
+				t.Errorf("%s: panel %q uses data source %q, want the provisioned %q", filepath.Base(path), panel.Title, panel.Datasource.UID, src.UID)
+			}
+			if len(panel.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", filepath.Base(path), panel.Title)
+			}
+			for _, q := range panel.Targets {
+				if q.Datasource.UID != src.UID || strings.TrimSpace(q.Expr) == "" {
+					t.Errorf("%s: panel %q query %s: data source %q, expr %q", filepath.Base(path), panel.Title, q.RefID, q.Datasource.UID, q.Expr)
+				}
+			}
+		}
+	}
+}
+
+// volumeAt returns the mount of s at target, or nil.
+func volumeAt(s types.ServiceConfig, target string) *types.ServiceVolumeConfig {
+	for i, v := range s.Volumes {
+		if v.Target == target {
+			return &s.Volumes[i]
+		}
+	}
+	return nil
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
 	}
 }
 
