@@ -64,10 +64,15 @@ func TestConsole(t *testing.T) {
 	done := make(chan *load.Result, 1)
 	go func() { done <- run.Wait() }()
 	var res *load.Result
-	var sawRate bool
+	var sawRate, shot bool
 	for round := 1; res == nil || round <= 3; round++ {
 		b := page.compare(t, s, product)
 		sawRate = sawRate || b.acceptedPerS > 0
+		if !shot && b.soldOut > 0 {
+			// The moment the sale sells out: both rates, lag building up.
+			page.screenshot(t, s)
+			shot = true
+		}
 		select {
 		case res = <-done:
 		default:
@@ -80,7 +85,10 @@ func TestConsole(t *testing.T) {
 	if !sawRate {
 		t.Errorf("the page never showed accepted/s > 0 during the load")
 	}
-	page.screenshot(t, s)
+	if !shot {
+		t.Errorf("the page never showed a sold-out rejection during the load")
+		page.screenshot(t, s)
+	}
 
 	// Pay half of the accepted orders, so paid and closed both move, and
 	// compare again while the groups drain.
@@ -379,7 +387,7 @@ func (sys system) groups() map[string]string {
 	return out
 }
 
-type compared struct{ acceptedPerS float64 }
+type compared struct{ acceptedPerS, soldOut float64 }
 
 // compare reads the system, waits for the page to show a board read after
 // that, reads the page and the system again, and checks every number of
@@ -511,8 +519,7 @@ func (p *page) compare(t *testing.T, s *stack.Stack, product string) compared {
 	}
 
 	var c compared
-	if v, ok := num("front.accepted.per_s"); ok {
-		c.acceptedPerS = v
-	}
+	c.acceptedPerS, _ = num("front.accepted.per_s")
+	c.soldOut, _ = num("front.rejected.sold out.total")
 	return c
 }

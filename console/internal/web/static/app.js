@@ -144,6 +144,16 @@ function addPoint(p) {
   if (points.length > KEEP) points.splice(0, points.length - KEEP);
 }
 
+// colorOf gives each series one color on every chart: by its place among
+// the groups of the board (or its own name for the other series).
+const colorIndex = {};
+function colorOf(name) {
+  const fixed = { "CONSUME_RATE": "#9ca3af", "accepted/s": "#2563eb", "rejected/s": "#dc2626" };
+  if (name in fixed) return fixed[name];
+  if (!(name in colorIndex)) colorIndex[name] = Object.keys(colorIndex).length;
+  return COLORS[colorIndex[name] % COLORS.length];
+}
+
 // chart draws series (name → value of a point) against time in the element
 // id, recreating the uPlot instance when the set of series changes.
 function chart(id, series, yLabel) {
@@ -160,8 +170,9 @@ function chart(id, series, yLabel) {
       width, height: 180,
       legend: { live: false },
       scales: { x: { time: true } },
-      axes: [{}, { label: yLabel, size: 60 }],
-      series: [{}, ...names.map((n, i) => ({ label: n, stroke: n === "CONSUME_RATE" ? "#9ca3af" : COLORS[i % COLORS.length], dash: n === "CONSUME_RATE" ? [6, 4] : undefined, width: 1.5, spanGaps: false }))],
+      // Whole seconds on the time axis: a read is a second apart.
+      axes: [{ incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600], space: 60 }, { label: yLabel, size: 60 }],
+      series: [{}, ...names.map((n) => ({ label: n, stroke: colorOf(n), dash: n === "CONSUME_RATE" ? [6, 4] : undefined, width: 1.5, spanGaps: false }))],
     };
     c = charts[id] = { key, plot: new uPlot(opts, data, box) };
   } else {
@@ -171,6 +182,7 @@ function chart(id, series, yLabel) {
 }
 
 function drawCharts(b) {
+  for (const g of b.groups) colorOf(g.group);
   chart("chart-front", {
     "accepted/s": (p) => p.accepted_per_s,
     "rejected/s": (p) => p.rejected_per_s,
