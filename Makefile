@@ -14,6 +14,7 @@ build:
 		echo "go build $$s-service"; \
 		CGO_ENABLED=0 go build -o $(BIN)/$$s ./$$s-service/cmd/$$s || exit 1; \
 	done
+	CGO_ENABLED=0 go build -o $(BIN)/console ./console/cmd/console
 
 # The e2e tests run the binaries `build` just made (E2E_BIN_DIR) instead of
 # building their own copies.
