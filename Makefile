@@ -14,11 +14,21 @@ build:
 		echo "go build $$s-service"; \
 		CGO_ENABLED=0 go build -o $(BIN)/$$s ./$$s-service/cmd/$$s || exit 1; \
 	done
+	CGO_ENABLED=0 go build -o $(BIN)/console ./console/cmd/console
 
 # The e2e tests run the binaries `build` just made (E2E_BIN_DIR) instead of
 # building their own copies.
 test: build
 	E2E_BIN_DIR=$(BIN) go test -race -count=1 -timeout 20m $(PKGS)
+
+# Prometheus config, alert rules and the rules' unit tests of docker compose's
+# monitoring (deploy/prometheus), with promtool (Debian: apt-get install prometheus).
+.PHONY: check-prometheus
+test: check-prometheus
+check-prometheus:
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 test-short:
 	go test -short -count=1 $(PKGS)

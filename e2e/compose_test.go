@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,13 +102,18 @@ var composeServices = []composeService{
 
 // Infrastructure services of the compose file.
 const (
-	svcNamesrv   = "namesrv"
-	svcBroker    = "broker"
-	svcTopicInit = "topic-init"
-	svcMySQL     = "mysql"
-	svcRedis     = "redis"
-	namesrvPort  = 9876
-	imageBinary  = "/app/service" // where deploy/Dockerfile puts the binary
+	svcNamesrv    = "namesrv"
+	svcBroker     = "broker"
+	svcTopicInit  = "topic-init"
+	svcMySQL      = "mysql"
+	svcRedis      = "redis"
+	brokerUID     = "3000" // the apache/rocketmq image's user rocketmq
+	rocketmqImage = "apache/rocketmq"
+	rocketmqStart = "/home/rocketmq/start.sh" // deploy/rocketmq/start.sh in the RocketMQ containers
+	svcPrometheus = "prometheus"
+	svcGrafana    = "grafana"
+	namesrvPort   = 9876
+	imageBinary   = "/app/service" // where deploy/Dockerfile puts the binary
 )
 
 func repoRoot(t *testing.T) string {
@@ -122,21 +128,37 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// loadCompose parses docker-compose.yml with an empty environment, so every
-// ${VAR:-default} takes its default, as on a fresh machine.
+// composeAdminToken is the ADMIN_TOKEN the tests export: the compose file
+// has no default for it.
+const composeAdminToken = "compose-test-token"
+
+// loadCompose parses docker-compose.yml with only ADMIN_TOKEN in the
+// environment, so every other ${VAR:-default} takes its default, as on a
+// fresh machine.
 func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadComposeEnv(t, types.Mapping{"ADMIN_TOKEN": composeAdminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// loadComposeEnv parses docker-compose.yml as `docker compose` does with
+// exactly the environment env (no .env file is read).
+func loadComposeEnv(t *testing.T, env types.Mapping) (*types.Project, error) {
 	t.Helper()
 	root := repoRoot(t)
 	file := filepath.Join(root, "docker-compose.yml")
 	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: file}},
-		Environment: types.Mapping{},
+		Environment: env,
 	}, func(o *loader.Options) { o.SetProjectName("seckill", true) })
 	if err != nil {
-		t.Fatalf("load %s: %v", file, err)
+		return nil, fmt.Errorf("load %s: %w", file, err)
 	}
-	return p
+	return p, nil
 }
 
 func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
@@ -259,7 +281,7 @@ func TestComposeInfrastructure(t *testing.T) {
 				t.Errorf("%s: volume %s -> %s: %v", name, source, target, err)
 			}
 		}
-		if s.HealthCheck == nil && name != svcTopicInit {
+		if s.HealthCheck == nil && !oneShots(p)[name] {
 			t.Errorf("%s: no healthcheck (depends_on conditions need one)", name)
 		}
 	}
@@ -274,6 +296,514 @@ func TestComposeInfrastructure(t *testing.T) {
 			t.Errorf("deploy/mysql/init.sql does not mention database seckill_%s", cs.name)
 		}
 	}
+}
+
+// TestComposeBrokerDisk checks the broker's disk thresholds. RocketMQ 4.9.4
+// refuses every write once the store's disk is more than the JVM property
+// rocketmq.broker.diskSpaceWarningLevelRatio full (default 0.90, common on a
+// laptop), and past rocketmq.broker.diskSpaceCleanForciblyRatio (default 0.85)
+// deletes commit log files whatever their age; broker.conf's
+// diskMaxUsedSpaceRatio only governs deletion (and is capped at 95).
+func TestComposeBrokerDisk(t *testing.T) {
+	p := loadCompose(t)
+	props := javaProperties(env(service(t, p, svcBroker))["JAVA_OPT_EXT"])
+	ratio := func(key string) float64 {
+		v, ok := props[key]
+		if !ok {
+			t.Errorf("broker JAVA_OPT_EXT has no -D%s", key)
+			return 0
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f >= 1 {
+			t.Errorf("broker -D%s=%s, want a ratio between 0 and 1", key, v)
+		}
+		return f
+	}
+	warn := ratio("rocketmq.broker.diskSpaceWarningLevelRatio")
+	clean := ratio("rocketmq.broker.diskSpaceCleanForciblyRatio")
+	if warn <= 0.90 {
+		t.Errorf("diskSpaceWarningLevelRatio = %v, want above the default 0.90", warn)
+	}
+	if clean <= 0.85 || clean >= warn {
+		t.Errorf("diskSpaceCleanForciblyRatio = %v, want above the default 0.85 and below diskSpaceWarningLevelRatio %v", clean, warn)
+	}
+	conf := readProperties(t, filepath.Join(repoRoot(t), "deploy/rocketmq/broker.conf"))
+	if used, err := strconv.Atoi(conf["diskMaxUsedSpaceRatio"]); err != nil || used > 95 || float64(used)/100 >= warn {
+		t.Errorf("broker.conf diskMaxUsedSpaceRatio = %q, want a percentage <= 95 (the broker's cap) below the write limit %v", conf["diskMaxUsedSpaceRatio"], warn)
+	}
+}
+
+// TestComposeBrokerStore checks that the broker's store is on a named volume
+// (a recreated container otherwise loses unconsumed messages, consumer
+// offsets and pending pay timeouts while MySQL and the Redis outbox survive),
+// at the path broker.conf stores to, and that a one-shot service hands the
+// volume to the broker's user before the broker starts: a fresh named volume
+// is root-owned and the image runs as uid 3000.
+func TestComposeBrokerStore(t *testing.T) {
+	p := loadCompose(t)
+	conf := readProperties(t, filepath.Join(repoRoot(t), "deploy/rocketmq/broker.conf"))
+	storeDir := conf["storePathRootDir"]
+	if storeDir == "" {
+		t.Fatal("broker.conf does not set storePathRootDir")
+	}
+	if cl := conf["storePathCommitLog"]; cl != "" && !strings.HasPrefix(cl, storeDir+"/") {
+		t.Errorf("broker.conf storePathCommitLog = %s, not under storePathRootDir %s", cl, storeDir)
+	}
+
+	broker := service(t, p, svcBroker)
+	vol := ""
+	for _, v := range broker.Volumes {
+		if v.Target == storeDir {
+			if v.Type != types.VolumeTypeVolume {
+				t.Errorf("broker: %s is a %s mount, want a named volume", storeDir, v.Type)
+			}
+			vol = v.Source
+		}
+	}
+	if vol == "" {
+		t.Fatalf("broker: storePathRootDir %s is not on a volume", storeDir)
+	}
+	if _, ok := p.Volumes[vol]; !ok {
+		t.Errorf("broker volume %q is not declared under volumes:", vol)
+	}
+
+	var inits []string
+	for name, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Source != vol || name == svcBroker {
+				continue
+			}
+			cmd := strings.Join(s.Command, " ")
+			if !slices.Contains(s.Command, "chown") || !strings.Contains(cmd, " "+v.Target) {
+				t.Errorf("%s mounts %s but does not chown %s: %q", name, vol, v.Target, cmd)
+				continue
+			}
+			if owner, _, _ := strings.Cut(s.Command[len(s.Command)-2], ":"); owner != brokerUID {
+				t.Errorf("%s: %q gives the store to %q, want uid %s", name, cmd, owner, brokerUID)
+			}
+			if s.User != "0" && s.User != "root" {
+				t.Errorf("%s runs as user %q; only root can chown the volume", name, s.User)
+			}
+			if s.Restart != types.RestartPolicyNo {
+				t.Errorf("%s: restart %q, want \"no\" (a one-shot)", name, s.Restart)
+			}
+			inits = append(inits, name)
+		}
+	}
+	if len(inits) != 1 {
+		t.Fatalf("services that chown the broker store: %v, want one", inits)
+	}
+	if d, ok := broker.DependsOn[inits[0]]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("broker depends_on %s = %+v, want condition %s", inits[0], d, types.ServiceConditionCompletedSuccessfully)
+	}
+}
+
+// TestComposePlatforms checks that every RocketMQ service names its platform:
+// apache/rocketmq:4.9.4 exists for linux/amd64 only, so without it an arm64
+// Linux host fails with "exec format error" instead of emulating, and Docker
+// Desktop on Apple Silicon warns on every start.
+func TestComposePlatforms(t *testing.T) {
+	p := loadCompose(t)
+	n := 0
+	for name, s := range p.Services {
+		if !strings.HasPrefix(s.Image, rocketmqImage+":") {
+			continue
+		}
+		n++
+		if s.Platform != "linux/amd64" {
+			t.Errorf("%s (%s): platform %q, want linux/amd64", name, s.Image, s.Platform)
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d services run %s, want namesrv, broker and topic-init at least", n, rocketmqImage)
+	}
+}
+
+// TestComposePorts checks that every published port binds 127.0.0.1 (an
+// admin API is behind them), and that no RocketMQ port is published: the name
+// server hands out the broker's compose-network address, so a host client
+// gets nothing from it, and the port collides with a running `make run`.
+func TestComposePorts(t *testing.T) {
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		for _, pc := range s.Ports {
+			if pc.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s:%d on %q, want 127.0.0.1", name, pc.Published, pc.Target, pc.HostIP)
+			}
+			if strings.HasPrefix(s.Image, rocketmqImage+":") {
+				t.Errorf("%s publishes port %d; host clients cannot use the compose broker", name, pc.Target)
+			}
+		}
+	}
+}
+
+// TestComposeNetwork checks that the network's dynamic addresses (ip_range)
+// are inside its subnet and leave out every static address, so a container
+// that starts first cannot take the name server's or the broker's.
+func TestComposeNetwork(t *testing.T) {
+	p := loadCompose(t)
+	for nw, n := range p.Networks {
+		for _, pool := range n.Ipam.Config {
+			subnet, err := netip.ParsePrefix(pool.Subnet)
+			if err != nil {
+				t.Errorf("network %s: subnet %q: %v", nw, pool.Subnet, err)
+				continue
+			}
+			dynamic, err := netip.ParsePrefix(pool.IPRange)
+			if err != nil {
+				t.Errorf("network %s: ip_range %q: %v (without one, dynamic addresses can take the static ones)", nw, pool.IPRange, err)
+				continue
+			}
+			if !subnet.Contains(dynamic.Addr()) || dynamic.Bits() < subnet.Bits() {
+				t.Errorf("network %s: ip_range %s is not inside subnet %s", nw, dynamic, subnet)
+			}
+			static := 0
+			for name, s := range p.Services {
+				cfg := s.Networks[nw]
+				if cfg == nil || cfg.Ipv4Address == "" {
+					continue
+				}
+				static++
+				ip, err := netip.ParseAddr(cfg.Ipv4Address)
+				if err != nil {
+					t.Errorf("%s: ipv4_address %q: %v", name, cfg.Ipv4Address, err)
+					continue
+				}
+				if dynamic.Contains(ip) {
+					t.Errorf("%s: static address %s is inside ip_range %s", name, ip, dynamic)
+				}
+				if ip == subnet.Addr().Next() {
+					t.Errorf("%s: static address %s is the subnet's gateway", name, ip)
+				}
+			}
+			if static == 0 {
+				t.Errorf("network %s has a fixed subnet but no static address", nw)
+			}
+		}
+	}
+}
+
+// TestComposeRestart checks the restart policies: every long-running service
+// comes back after a crash or a Docker restart, and the one-shots run once.
+func TestComposeRestart(t *testing.T) {
+	p := loadCompose(t)
+	once := oneShots(p)
+	for name, s := range p.Services {
+		switch {
+		case once[name] && s.Restart != types.RestartPolicyNo:
+			t.Errorf("%s is a one-shot (others wait for it to complete) but restart = %q, want \"no\"", name, s.Restart)
+		case !once[name] && s.Restart != types.RestartPolicyUnlessStopped && s.Restart != types.RestartPolicyAlways:
+			t.Errorf("%s: restart = %q, want unless-stopped", name, s.Restart)
+		}
+	}
+	// mqadmin runs through tools.sh, which never reads JAVA_OPT_EXT.
+	if _, ok := service(t, p, svcTopicInit).Environment["JAVA_OPT_EXT"]; ok {
+		t.Errorf("%s sets JAVA_OPT_EXT, which mqadmin's tools.sh ignores", svcTopicInit)
+	}
+}
+
+// TestComposeRocketMQStart checks that the name server and the broker start
+// through deploy/rocketmq/start.sh under an init, so SIGTERM reaches the JVM
+// (TestRocketMQStartScript checks the script itself).
+func TestComposeRocketMQStart(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	for _, role := range []string{svcNamesrv, svcBroker} {
+		s := service(t, p, role)
+		if s.Init == nil || !*s.Init {
+			t.Errorf("%s: init is not true (without an init, PID 1 ignores SIGTERM)", role)
+		}
+		want := []string{"bash", rocketmqStart, role}
+		if len(s.Command) < len(want) || !slices.Equal([]string(s.Command[:len(want)]), want) {
+			t.Errorf("%s: command %q, want it to start with %q", role, s.Command, want)
+		}
+		if got := containerFiles(s)[rocketmqStart]; got != filepath.Join(root, "deploy/rocketmq/start.sh") {
+			t.Errorf("%s: %s is mounted from %q, want deploy/rocketmq/start.sh", role, rocketmqStart, got)
+		}
+	}
+}
+
+// TestRocketMQStartScript runs deploy/rocketmq/start.sh against stand-ins for
+// the image's start scripts, whose java launch lines have the shapes of
+// runbroker.sh/runserver.sh in apache/rocketmq:4.9.4 (plain, and behind
+// numactl when it is installed), and a stand-in java that reports its PID:
+// java must be the very process the container started (every shell in
+// between exec'd), with the main class, the arguments, JAVA_OPT_EXT and a
+// classpath found from the script's own path.
+func TestRocketMQStartScript(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "deploy/rocketmq/start.sh")
+	home := t.TempDir()
+	bin := filepath.Join(home, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tools := t.TempDir() // java, and numactl for the numactl case
+	for dir, files := range map[string]map[string]string{
+		bin: {
+			"runbroker.sh": `#!/bin/bash
+export JAVA="$FAKE_JAVA"
+export BASE_DIR=$(dirname $0)/..
+JAVA_OPT="${JAVA_OPT} -server -Xms1g"
+JAVA_OPT="${JAVA_OPT} ${JAVA_OPT_EXT}"
+JAVA_OPT="${JAVA_OPT} -cp .:${BASE_DIR}/conf"
+
+numactl --interleave=all pwd > /dev/null 2>&1
+if [ $? -eq 0 ]
+then
+	if [ -z "$RMQ_NUMA_NODE" ] ; then
+		numactl --interleave=all $JAVA ${JAVA_OPT} $@
+	else
+		numactl --cpunodebind=$RMQ_NUMA_NODE --membind=$RMQ_NUMA_NODE $JAVA ${JAVA_OPT} $@
+	fi
+else
+	$JAVA ${JAVA_OPT} $@
+fi
+`,
+			"runserver.sh": `#!/bin/bash
+export JAVA="$FAKE_JAVA"
+export BASE_DIR=$(dirname $0)/..
+JAVA_OPT="${JAVA_OPT} ${JAVA_OPT_EXT}"
+JAVA_OPT="${JAVA_OPT} -cp .:${BASE_DIR}/conf"
+
+$JAVA ${JAVA_OPT} $@
+`,
+		},
+		tools: {
+			"java": "#!/bin/sh\necho \"pid=$$\"\necho \"args=$*\"\n",
+			// numactl stand-in: the probe succeeds, a launch runs its command.
+			"numactl": "#!/bin/sh\nwhile [ \"${1#--}\" != \"$1\" ]; do shift; done\n[ \"$1\" = pwd ] && exit 0\nexec \"$@\"\n",
+		},
+	} {
+		for name, text := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		name, role, main string
+		numactl          bool
+	}{
+		{"broker", "broker", "org.apache.rocketmq.broker.BrokerStartup", false},
+		{"broker behind numactl", "broker", "org.apache.rocketmq.broker.BrokerStartup", true},
+		{"namesrv", "namesrv", "org.apache.rocketmq.namesrv.NamesrvStartup", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/usr/bin:/bin"
+			if tc.numactl {
+				path = tools + ":" + path
+			} else if _, err := exec.LookPath("numactl"); err == nil {
+				t.Log("numactl is installed here: the plain case runs behind it too")
+			}
+			cmd := exec.CommandContext(t.Context(), "bash", script, tc.role, "-n", "10.0.0.1:9876", "-c", "/conf/broker.conf")
+			cmd.Env = []string{"PATH=" + path, "ROCKETMQ_HOME=" + home, "FAKE_JAVA=" + filepath.Join(tools, "java"),
+				"JAVA_OPT_EXT=-Dexample.ratio=0.5"}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("start.sh %s: %v\n%s%s", tc.role, err, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			if want := fmt.Sprintf("pid=%d\n", cmd.Process.Pid); !strings.Contains(out, want) {
+				t.Errorf("java did not replace start.sh (pid %d): a shell stays between the init and the JVM\n%s%s", cmd.Process.Pid, out, stderr.String())
+			}
+			want := "-Dexample.ratio=0.5 -cp .:" + bin + "/../conf " + tc.main + " -n 10.0.0.1:9876 -c /conf/broker.conf\n"
+			if !strings.Contains(out, want) {
+				t.Errorf("java arguments:\n%s\nwant them to end with %q", out, want)
+			}
+		})
+	}
+}
+
+// TestComposePrometheus checks the prometheus service against the files it
+// reads: its config is deploy/prometheus/prometheus.yml, the rule files that
+// config names are mounted where it looks for them (relative to the config
+// file), it scrapes exactly the four services at their HTTP ports with one job
+// each, and its data is on a named volume.
+func TestComposePrometheus(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	s := service(t, p, svcPrometheus)
+	flags := map[string]string{}
+	for _, arg := range s.Command {
+		k, v, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		flags[k] = v
+	}
+	configPath := flags["config.file"]
+	files := containerFiles(s)
+	if files[configPath] != filepath.Join(root, "deploy/prometheus/prometheus.yml") {
+		t.Fatalf("prometheus --config.file=%q is not deploy/prometheus/prometheus.yml (mounts: %v)", configPath, files)
+	}
+	cfg := readPrometheusConfig(t, files[configPath])
+
+	// rule_files are relative to the config file, in the container as here.
+	if len(cfg.RuleFiles) == 0 {
+		t.Error("prometheus.yml loads no rule files")
+	}
+	for _, pattern := range cfg.RuleFiles {
+		inContainer := filepath.Join(filepath.Dir(configPath), pattern)
+		host, ok := files[filepath.Dir(inContainer)]
+		if !ok {
+			t.Errorf("rule_files %q: %s is not mounted", pattern, filepath.Dir(inContainer))
+			continue
+		}
+		inRepo, _ := filepath.Glob(filepath.Join(host, filepath.Base(pattern)))
+		if len(inRepo) == 0 {
+			t.Errorf("rule_files %q: no file matches in %s", pattern, host)
+		}
+		if want := filepath.Join(filepath.Dir(files[configPath]), filepath.Dir(pattern)); host != want {
+			t.Errorf("rule_files %q: the container reads %s, promtool checks %s", pattern, host, want)
+		}
+	}
+
+	want := map[string]string{}
+	for _, cs := range composeServices {
+		_, port, _ := net.SplitHostPort(env(service(t, p, cs.name))["HTTP_ADDR"])
+		want[cs.name] = net.JoinHostPort(cs.name, port) + "/metrics"
+	}
+	got := map[string]string{}
+	for _, sc := range cfg.ScrapeConfigs {
+		path := sc.MetricsPath
+		if path == "" {
+			path = "/metrics"
+		}
+		for _, st := range sc.StaticConfigs {
+			for _, target := range st.Targets {
+				if _, dup := got[sc.JobName]; dup {
+					t.Errorf("job %s has more than one target", sc.JobName)
+				}
+				got[sc.JobName] = target + path
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("prometheus.yml scrape jobs (-want +got):\n%s", diff)
+	}
+
+	if v := volumeAt(s, flags["storage.tsdb.path"]); v == nil || v.Type != types.VolumeTypeVolume {
+		t.Errorf("prometheus --storage.tsdb.path=%q is not on a named volume", flags["storage.tsdb.path"])
+	}
+}
+
+// TestComposeGrafana checks the grafana service against its provisioning: the
+// data source is the compose prometheus, the dashboard provider reads the
+// mounted deploy/grafana/dashboards, every panel of every dashboard there
+// queries that data source, and the home dashboard is one of them.
+func TestComposeGrafana(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	s := service(t, p, svcGrafana)
+	files := containerFiles(s)
+	provisioning := filepath.Join(root, "deploy/grafana/provisioning")
+	if files["/etc/grafana/provisioning"] != provisioning {
+		t.Fatalf("grafana: /etc/grafana/provisioning is mounted from %q, want %s", files["/etc/grafana/provisioning"], provisioning)
+	}
+
+	var ds struct {
+		Datasources []struct{ Name, UID, Type, URL string } `yaml:"datasources"`
+	}
+	readYAML(t, filepath.Join(provisioning, "datasources/prometheus.yml"), &ds)
+	if len(ds.Datasources) != 1 {
+		t.Fatalf("provisioned data sources: %+v, want one", ds.Datasources)
+	}
+	src := ds.Datasources[0]
+	prom := service(t, p, svcPrometheus)
+	if want := "http://" + svcPrometheus + ":9090"; src.Type != "prometheus" || src.URL != want {
+		t.Errorf("data source %s: type %s url %s, want prometheus at %s", src.Name, src.Type, src.URL, want)
+	}
+	if len(prom.Ports) != 1 || prom.Ports[0].Target != 9090 {
+		t.Errorf("prometheus ports %+v, want it listening on 9090 (the data source URL)", prom.Ports)
+	}
+
+	var dp struct {
+		Providers []struct {
+			Options struct{ Path string } `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	readYAML(t, filepath.Join(provisioning, "dashboards/seckill.yml"), &dp)
+	if len(dp.Providers) != 1 {
+		t.Fatalf("dashboard providers: %+v, want one", dp.Providers)
+	}
+	dashDir := dp.Providers[0].Options.Path
+	if want := filepath.Join(root, "deploy/grafana/dashboards"); files[dashDir] != want {
+		t.Fatalf("dashboard provider path %s is mounted from %q, want %s", dashDir, files[dashDir], want)
+	}
+	home := env(s)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+	if _, err := os.Stat(filepath.Join(files[dashDir], strings.TrimPrefix(home, dashDir))); err != nil || !strings.HasPrefix(home, dashDir+"/") {
+		t.Errorf("home dashboard %q is not a file of %s: %v", home, dashDir, err)
+	}
+
+	dashboards, _ := filepath.Glob(filepath.Join(files[dashDir], "*.json"))
+	if len(dashboards) == 0 {
+		t.Fatal("no dashboard in deploy/grafana/dashboards")
+	}
+	for _, path := range dashboards {
+		d := readDashboard(t, path)
+		for _, panel := range d.allPanels() {
+			if panel.Type == "row" || panel.Type == "text" {
+				continue
+			}
+			if panel.Datasource.UID != src.UID {
+				t.Errorf("%s: panel %q uses data source %q, want the provisioned %q", filepath.Base(path), panel.Title, panel.Datasource.UID, src.UID)
+			}
+			if len(panel.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", filepath.Base(path), panel.Title)
+			}
+			for _, q := range panel.Targets {
+				if q.Datasource.UID != src.UID || strings.TrimSpace(q.Expr) == "" {
+					t.Errorf("%s: panel %q query %s: data source %q, expr %q", filepath.Base(path), panel.Title, q.RefID, q.Datasource.UID, q.Expr)
+				}
+			}
+		}
+	}
+}
+
+// volumeAt returns the mount of s at target, or nil.
+func volumeAt(s types.ServiceConfig, target string) *types.ServiceVolumeConfig {
+	for i, v := range s.Volumes {
+		if v.Target == target {
+			return &s.Volumes[i]
+		}
+	}
+	return nil
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+}
+
+// oneShots are the services another one waits for to complete: they run
+// once and exit.
+func oneShots(p *types.Project) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range p.Services {
+		for dep, d := range s.DependsOn {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				m[dep] = true
+			}
+		}
+	}
+	return m
+}
+
+// javaProperties returns the -Dkey=value options of a JVM option string.
+func javaProperties(opts string) map[string]string {
+	m := map[string]string{}
+	for _, f := range strings.Fields(opts) {
+		if kv, ok := strings.CutPrefix(f, "-D"); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+	}
+	return m
 }
 
 func TestComposeServices(t *testing.T) {
@@ -387,6 +917,101 @@ func TestComposeServices(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestComposeImageBuild checks what `docker compose build` reads besides the
+// compose file: deploy/Dockerfile builds with go.work's exact Go version (with
+// GOTOOLCHAIN=local an older image refuses the workspace, and a floating tag is
+// whatever the host cached), and its build context leaves out the repository's
+// .git and CI folders and everything .gitignore lists (binaries, run, bench
+// and load output), which would otherwise be sent with every build.
+func TestComposeImageBuild(t *testing.T) {
+	root := repoRoot(t)
+	dockerfile, err := os.ReadFile(filepath.Join(root, "deploy/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\S+)$`).FindSubmatch(dockerfile)
+	if m == nil {
+		t.Fatal("deploy/Dockerfile has no ARG GO_VERSION=<version>")
+	}
+	if got, want := string(m[1]), goWork(t, root).Go; got != want {
+		t.Errorf("deploy/Dockerfile GO_VERSION = %s, want go.work's go %s", got, want)
+	}
+	if !bytes.Contains(dockerfile, []byte("FROM golang:${GO_VERSION} ")) {
+		t.Errorf("deploy/Dockerfile does not build FROM golang:${GO_VERSION}")
+	}
+
+	ignored := map[string]bool{}
+	for _, line := range readLines(t, filepath.Join(root, "deploy/Dockerfile.dockerignore")) {
+		ignored[line] = true
+	}
+	want := []string{".git", ".ci"}
+	for _, p := range readLines(t, filepath.Join(root, ".gitignore")) {
+		want = append(want, dockerignorePattern(p))
+	}
+	for _, p := range want {
+		if !ignored[p] {
+			t.Errorf("deploy/Dockerfile.dockerignore does not exclude %s", p)
+		}
+	}
+}
+
+// TestComposeAdminTokenRequired checks that `docker compose` refuses to start
+// without ADMIN_TOKEN instead of falling back to a well-known token (the
+// distroless images have no shell to read a generated one back), and that the
+// exported value is the one inventory-service gets.
+func TestComposeAdminTokenRequired(t *testing.T) {
+	_, err := loadComposeEnv(t, types.Mapping{})
+	if err == nil {
+		t.Fatal("docker-compose.yml loads without ADMIN_TOKEN; want an error (${ADMIN_TOKEN:?...})")
+	}
+	if !strings.Contains(err.Error(), "ADMIN_TOKEN") {
+		t.Errorf("error without ADMIN_TOKEN does not name it: %v", err)
+	}
+	if _, err := loadComposeEnv(t, types.Mapping{"ADMIN_TOKEN": ""}); err == nil {
+		t.Error("docker-compose.yml loads with ADMIN_TOKEN empty; want an error")
+	}
+
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		if _, ok := s.Environment["ADMIN_TOKEN"]; ok && name != "inventory" {
+			t.Errorf("%s gets ADMIN_TOKEN; only inventory-service reads it", name)
+		}
+	}
+	if got := env(service(t, p, "inventory"))["ADMIN_TOKEN"]; got != composeAdminToken {
+		t.Errorf("inventory ADMIN_TOKEN = %q, want the exported %q", got, composeAdminToken)
+	}
+}
+
+// dockerignorePattern is the .dockerignore form of a .gitignore pattern:
+// .dockerignore patterns are relative to the context root, so an anchored
+// "/bin/" is "bin", and an unanchored "*.test" (any depth in git) is "**/*.test".
+func dockerignorePattern(gitignore string) string {
+	p := strings.TrimSuffix(gitignore, "/")
+	if anchored, ok := strings.CutPrefix(p, "/"); ok {
+		return anchored
+	}
+	if strings.Contains(p, "/") {
+		return p // git anchors a pattern with an inner slash too
+	}
+	return "**/" + p
+}
+
+// readLines returns the lines of a file that are neither blank nor comments.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
 }
 
 // TestComposeMatchesRunScript checks that `make run` (deploy/run.sh) gives each
@@ -506,8 +1131,13 @@ func TestComposeConfigAccepted(t *testing.T) {
 	}
 }
 
-// workModules lists the module directories of go.work, relative to root.
-func workModules(t *testing.T, root string) []string {
+// workFile is the part of `go work edit -json` the tests read.
+type workFile struct {
+	Go  string
+	Use []struct{ DiskPath string }
+}
+
+func goWork(t *testing.T, root string) workFile {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), "go", "work", "edit", "-json")
 	cmd.Dir = root
@@ -515,10 +1145,20 @@ func workModules(t *testing.T, root string) []string {
 	if err != nil {
 		t.Fatalf("go work edit -json: %v", err)
 	}
-	var w struct{ Use []struct{ DiskPath string } }
+	var w workFile
 	if err := json.Unmarshal(out, &w); err != nil {
 		t.Fatalf("go work edit -json: %v", err)
 	}
+	if w.Go == "" {
+		t.Fatal("go.work has no go line")
+	}
+	return w
+}
+
+// workModules lists the module directories of go.work, relative to root.
+func workModules(t *testing.T, root string) []string {
+	t.Helper()
+	w := goWork(t, root)
 	var dirs []string
 	for _, u := range w.Use {
 		dirs = append(dirs, filepath.ToSlash(filepath.Clean(u.DiskPath)))

@@ -9,6 +9,12 @@
 // the pay timeout) and checks every database, Redis and the HTTP APIs. It is
 // skipped under -short and fails when MariaDB or Redis is unreachable.
 //
+// TestConsole runs the sale console (console/) against the stack during a
+// small load and drives its page in headless Chromium (Debian's chromium
+// package, through chromedp): every number on the page must match the
+// services' /metrics and APIs read around the page's board; with a service
+// stopped the page must still load and name it.
+//
 // Environment:
 //
 //	MYSQL_DSN          server DSN (default root@tcp(127.0.0.1:3306)/?parseTime=true&loc=UTC)
@@ -19,4 +25,7 @@
 //	E2E_RACE           build the binaries with the race detector
 //	E2E_LOG_DIR        keep each process's log under this directory (default: a temp dir)
 //	E2E_KEEP_DB        keep the test databases after the run
+//	E2E_CONSOLE_PNG    where TestConsole writes its screenshot (default: the log directory);
+//	                   docs/console.png is made with E2E_CONSOLE_PNG=$PWD/docs/console.png
+//	CHROMIUM           the Chromium binary (default: chromium on PATH)
 package e2e

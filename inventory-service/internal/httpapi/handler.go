@@ -1,5 +1,5 @@
 // Package httpapi is inventory-service's HTTP surface: the admin API that
-// creates or resets a sale (bearer token) and the public product read.
+// creates or resets a sale (bearer token) and the public product reads.
 package httpapi
 
 import (
@@ -45,6 +45,7 @@ func New(sales *stock.Sales, adminToken string, log *slog.Logger) *API {
 func (a *API) Register(r gin.IRouter) {
 	r.PUT("/api/v1/products/:product_id", a.requireAdmin, a.putProduct)
 	r.GET("/api/v1/products/:product_id", a.getProduct)
+	r.GET("/api/v1/products", a.listProducts) // list.go
 }
 
 // Product is the JSON of a product and its current sale.

@@ -42,6 +42,7 @@ func New(svc *intake.Service, gdb *gorm.DB, log *slog.Logger, reg prometheus.Reg
 func (a *API) Routes(e *gin.Engine) {
 	e.POST("/api/v1/orders", a.create)
 	e.GET("/api/v1/orders/:order_id", a.get)
+	e.GET("/api/v1/order-counts", a.counts) // counts.go
 }
 
 type createRequest struct {
