@@ -57,6 +57,8 @@ service_env() {
       printf '%s\n' "REDIS_ADDR=$redis_addr" \
         "PAY_TIMEOUT_LEVEL=${PAY_TIMEOUT_LEVEL:-5}" \
         "ORDER_SEND_MODE=${ORDER_SEND_MODE:-outbox}" ;;
+    payment)
+      printf '%s\n' "REDIS_ADDR=$redis_addr" ;;
     inventory)
       printf '%s\n' "REDIS_ADDR=$redis_addr" "ADMIN_TOKEN=$ADMIN_TOKEN" ;;
   esac
