@@ -66,6 +66,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
 	engine := httpx.NewEngine(log, reg, "logistics")
+	boot.Ready(engine, boot.MySQLCheck(gdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	httpapi.New(gdb, log).Register(engine)
 	log.InfoContext(ctx, "serving", "addr", cfg.HTTPAddr)
 	if err := httpx.Serve(ctx, cfg.HTTPAddr, engine, log); err != nil {

@@ -75,6 +75,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
 	engine := httpx.NewEngine(log, reg, "payment")
+	boot.Ready(engine, boot.MySQLCheck(gdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	httpapi.New(payment.NewService(gdb, notifier, log, payMetrics), log).Register(engine)
 	log.InfoContext(ctx, "serving", "addr", cfg.HTTPAddr)
 	if err := httpx.Serve(ctx, cfg.HTTPAddr, engine, log); err != nil {
