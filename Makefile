@@ -1,11 +1,16 @@
-# Entry points: make run | test | build | lint | fmt. CI (.ci/run) calls `make test`.
+# Entry points: make run | stop | test | build | lint | fmt. CI (.ci/run) calls `make test`.
 SHELL := /bin/bash
 MODULES := $(shell go list -m -f '{{.Dir}}')
 PKGS := $(addsuffix /...,$(MODULES))
 BIN := $(CURDIR)/bin
 SERVICES := order inventory payment logistics
 
-.PHONY: build test test-short lint fmt run tools
+.PHONY: build test test-short lint fmt run stop tools
+
+# Runs a command with MariaDB and Redis answering at MYSQL_ADDR/REDIS_ADDR
+# (default 127.0.0.1:3306/6379): private ones under .run/test when none do,
+# stopped when the command ends.
+WITH_DEPS := ./deploy/with-deps.sh
 
 build:
 	@mkdir -p $(BIN)
@@ -19,7 +24,7 @@ build:
 # The e2e tests run the binaries `build` just made (E2E_BIN_DIR) instead of
 # building their own copies.
 test: build
-	E2E_BIN_DIR=$(BIN) go test -race -count=1 -timeout 20m $(PKGS)
+	E2E_BIN_DIR=$(BIN) $(WITH_DEPS) go test -race -count=1 -timeout 20m $(PKGS)
 
 # Prometheus config, alert rules and the rules' unit tests of docker compose's
 # monitoring (deploy/prometheus), with promtool (Debian: apt-get install prometheus).
@@ -41,8 +46,14 @@ lint:
 fmt:
 	gofmt -w $(MODULES)
 
+# Everything on this machine until Ctrl-C (deploy/run.sh: its header lists
+# the settings and the address overrides).
 run: build
 	./deploy/run.sh
+
+# Stops what an interrupted `make run` or `make test` left running.
+stop:
+	./deploy/run.sh -stop
 
 # Every fault scenario of e2e/chaos_*_test.go (TestChaos): duplicate delivery,
 # dropped offset commits, SIGKILL of a consumer and of order-service, broker
@@ -51,7 +62,7 @@ run: build
 # runs only the fast ones (1, 4, 9).
 .PHONY: chaos
 chaos:
-	CHAOS=1 go test -count=1 -timeout 40m -run 'TestChaos' -v ./e2e/
+	CHAOS=1 $(WITH_DEPS) go test -count=1 -timeout 40m -run 'TestChaos' -v ./e2e/
 
 # --- load tool, verifier, benchmarks (loadtest/) ------------------------------
 # `make load` runs a sale against the system `make run` started (export its

@@ -15,6 +15,11 @@
 // services' /metrics and APIs read around the page's board; with a service
 // stopped the page must still load and name it.
 //
+// TestRunScript runs deploy/run.sh (make run) on free ports with MYSQL_ADDR
+// and REDIS_ADDR where nothing listens, so it starts its private MariaDB and
+// Redis, and checks that SIGTERM, SIGHUP and run.sh -stop leave nothing
+// running.
+//
 // Environment:
 //
 //	MYSQL_DSN          server DSN (default root@tcp(127.0.0.1:3306)/?parseTime=true&loc=UTC)

@@ -23,7 +23,10 @@ type Config interface {
 //   - -check-config: load, validate and log the masked config as one JSON
 //     line ("config ok"); no connection is opened;
 //   - -healthcheck: load, then probe GET /healthz on the config's HTTP address
-//     (the distroless image has no curl);
+//     (the distroless image has no curl): alive, serving HTTP;
+//   - -readycheck: the same on GET /readyz: able to work now (database,
+//     Redis, broker, consumers); fails while a dependency is down, so an
+//     orchestrator that restarts on a failed check must use -healthcheck;
 //   - otherwise run(ctx, log), which loads the config itself.
 //
 // Any error is logged one line per leaf (one per invalid config key) as
@@ -32,6 +35,7 @@ func Main[C Config](service string, load func() (C, error), run func(context.Con
 	flags := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	checkConfig := flags.Bool("check-config", false, "load and validate the config, print it masked as one JSON line, exit")
 	healthcheck := flags.Bool("healthcheck", false, "probe this service's /healthz on HTTP_ADDR, exit 0 when healthy")
+	readycheck := flags.Bool("readycheck", false, "probe this service's /readyz on HTTP_ADDR, exit 0 when ready")
 	flags.Parse(os.Args[1:])
 
 	log := logging.New(service)
@@ -40,7 +44,9 @@ func Main[C Config](service string, load func() (C, error), run func(context.Con
 	case *checkConfig:
 		err = CheckConfig(log, load)
 	case *healthcheck:
-		err = Healthcheck(load)
+		err = Healthcheck(load, "/healthz")
+	case *readycheck:
+		err = Healthcheck(load, "/readyz")
 	default:
 		err = run(context.Background(), log)
 	}
@@ -60,11 +66,12 @@ func CheckConfig[C Config](log *slog.Logger, load func() (C, error)) error {
 	return nil
 }
 
-// Healthcheck loads the config and probes the service's /healthz.
-func Healthcheck[C Config](load func() (C, error)) error {
+// Healthcheck loads the config and probes path (/healthz or /readyz) on the
+// service's HTTP address.
+func Healthcheck[C Config](load func() (C, error), path string) error {
 	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	return httpx.Probe(cfg.Addr())
+	return httpx.ProbePath(cfg.Addr(), path)
 }

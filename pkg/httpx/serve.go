@@ -1,9 +1,11 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,19 +54,24 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *sl
 
 // Probe GETs http://127.0.0.1:<port of addr>/healthz with a 2 s timeout and
 // fails unless it answers 200 (for the -healthcheck flag: distroless has no curl).
-func Probe(addr string) error {
+func Probe(addr string) error { return ProbePath(addr, "/healthz") }
+
+// ProbePath is Probe on another path (/readyz for the -readycheck flag); a
+// failure quotes the start of the body, which names what is not ready.
+func ProbePath(addr, path string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("probe %q: %w", addr, err)
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz")
+	resp, err := client.Get("http://" + net.JoinHostPort("127.0.0.1", port) + path)
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("probe %s: status %d", addr, resp.StatusCode)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("probe %s%s: status %d %s", addr, path, resp.StatusCode, bytes.TrimSpace(body))
 	}
 	return nil
 }

@@ -459,6 +459,17 @@ func (c *Consumer) pollLag(ctx context.Context) {
 	}
 }
 
+// Group is the consumer group's name.
+func (c *Consumer) Group() string { return c.sub.Group }
+
+// Running reports whether the consumer is started and Close has not begun
+// (the readiness check of a service's consumers).
+func (c *Consumer) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed
+}
+
 // Close stops intake, waits for in-flight handlers (up to 30 s, then cancels
 // their context and waits for them to return), and shuts the consumer down,
 // which persists the offsets of acked messages. Messages pulled but not yet

@@ -102,6 +102,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	api := httpapi.New(stock.NewSales(store, rdb, producer, m, log), cfg.AdminToken, log)
 	engine := httpx.NewEngine(log, reg, service)
+	boot.Ready(engine, boot.MySQLCheck(gdb), boot.RedisCheck(rdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	api.Register(engine)
 	g, gctx := errgroup.WithContext(ctx)
 	// Shutdown: HTTP stops, then the consumers, then the relay sends what

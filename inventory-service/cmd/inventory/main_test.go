@@ -63,6 +63,7 @@ func TestRunServesAndStops(t *testing.T) {
 	go func() { done <- run(ctx, log) }()
 
 	testenv.Poll(t, time.Minute, "healthz", func() error { return httpx.Probe(addr) })
+	testenv.CheckReady(t, "http://"+addr, "mysql", "redis", "broker", "consumers")
 	product := testenv.Unique(t, "p")
 	t.Cleanup(func() {
 		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product))

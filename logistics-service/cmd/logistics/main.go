@@ -70,6 +70,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
 	engine := httpx.NewEngine(log, reg, "logistics")
+	boot.Ready(engine, boot.MySQLCheck(gdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	httpapi.New(gdb, log).Register(engine)
 	g, gctx := errgroup.WithContext(ctx)
 	// Shutdown: HTTP stops, then the consumer, then the relay sends what it

@@ -40,6 +40,7 @@ func TestRun(t *testing.T) {
 	}
 	base := "http://" + addr
 	testenv.Eventually(t, time.Minute, "healthz", func() bool { return status(base+"/healthz") == http.StatusOK })
+	testenv.CheckReady(t, base, "mysql", "broker", "consumers")
 
 	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-order-test", slog.New(slog.DiscardHandler), nil)
 	if err != nil {

@@ -112,6 +112,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	svc := intake.New(cfg.OrderSendMode, cfg.PayTimeoutLevel, reserver, flags, producer, batcher, log)
 	engine := httpx.NewEngine(log, reg, service)
+	boot.Ready(engine, boot.MySQLCheck(gdb), boot.RedisCheck(rdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	httpapi.New(svc, gdb, log, reg).Routes(engine)
 
 	g, gctx := errgroup.WithContext(ctx)

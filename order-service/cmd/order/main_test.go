@@ -85,6 +85,7 @@ func testRun(t *testing.T, mode string, dup int) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	testenv.CheckReady(t, base2, "mysql", "redis", "broker", "consumers")
 
 	post := func(user string) (int, map[string]any) {
 		resp, err := http.Post(base2+"/api/v1/orders", "application/json",

@@ -93,6 +93,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer boot.CloseLogged(log, "consumers", consumers.Close)
 
 	engine := httpx.NewEngine(log, reg, service)
+	boot.Ready(engine, boot.MySQLCheck(gdb), boot.RedisCheck(rdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	httpapi.New(payment.NewService(store, rdb, log, payMetrics), log).Register(engine)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -33,6 +33,7 @@ func TestRun(t *testing.T) {
 
 	base := "http://" + addr
 	testenv.Eventually(t, time.Minute, "healthz", func() bool { return get(t, base+"/healthz") == http.StatusOK })
+	testenv.CheckReady(t, base, "mysql", "redis", "broker", "consumers")
 
 	producer, err := mq.NewProducer(t.Context(), mq.Config{NameServers: []string{srv.NameSrvAddr()}}, "PID-order-test", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
