@@ -26,6 +26,7 @@
 #   ORDER_HTTP_ADDR       127.0.0.1:8080   PAYMENT_HTTP_ADDR   127.0.0.1:8081
 #   INVENTORY_HTTP_ADDR   127.0.0.1:8082   LOGISTICS_HTTP_ADDR 127.0.0.1:8083
 #   EMBEDDED_NAMESRV      127.0.0.1:9876   EMBEDDED_BROKER     127.0.0.1:10911
+#   CONSOLE_HTTP_ADDR     127.0.0.1:8090   (the live sale console)
 #   RUN_DIR               .run (logs, pid files, broker store, private MariaDB and Redis)
 #   BIN_DIR               bin (what make build writes)
 set -euo pipefail
@@ -52,6 +53,7 @@ redis_addr=${REDIS_ADDR:-127.0.0.1:6379}
 embedded_namesrv=${EMBEDDED_NAMESRV:-127.0.0.1:9876}
 embedded_broker=${EMBEDDED_BROKER:-127.0.0.1:10911}
 namesrv=${ROCKETMQ_NAMESRV:-$embedded_namesrv}
+console_addr=${CONSOLE_HTTP_ADDR:-127.0.0.1:8090}
 
 source "$root/deploy/procs.sh"
 source "$root/deploy/deps.sh"
@@ -207,16 +209,21 @@ for s in "${services[@]}"; do
 done
 
 # --- extra processes ------------------------------------------------------------
-# Optional tools next to the services: `start_bin extra NAME ARGS...` runs
-# bin/NAME ARGS (e.g. `start_bin extra console -addr 127.0.0.1:8090`), logs
-# to $log_dir/NAME.log, and is stopped first on Ctrl-C/SIGTERM/SIGHUP and by
-# make stop; add a line to the summary below.
+# Tools next to the services: `start_bin extra NAME ARGS...` runs bin/NAME ARGS,
+# logs to $log_dir/NAME.log, and is stopped first on Ctrl-C/SIGTERM/SIGHUP and
+# by make stop.
+url() { printf 'http://%s' "${http_addr[$1]}"; }
+# The live sale console: reads the services' /metrics and APIs and the broker.
+start_bin extra console -http-addr "$console_addr" -order-url "$(url order)" -payment-url "$(url payment)" \
+  -inventory-url "$(url inventory)" -logistics-url "$(url logistics)" -namesrv "$namesrv" \
+  -consume-rate "${CONSUME_RATE:-200}"
+wait_up console "reachable $console_addr" "$log_dir/console.log"
 
 # --- up ---------------------------------------------------------------------------
-url() { printf 'http://%s' "${http_addr[$1]}"; }
 cat <<EOF
 
 The flash-sale system is up.
+  sale console       http://$console_addr   (watch a sale live)   log $log_dir/console.log
   order-service      $(url order)   log $log_dir/order.log
   payment-service    $(url payment)   log $log_dir/payment.log
   inventory-service  $(url inventory)   log $log_dir/inventory.log
@@ -236,9 +243,9 @@ Try it (in another terminal):
   # 2. order one (202 pending; the same Idempotency-Key returns the same order)
   ORDER_ID=\$(curl -s -X POST $(url order)/api/v1/orders -H 'Idempotency-Key: try-1' \\
        -H 'Content-Type: application/json' -d '{"user_id":"u1","product_id":"p1","quantity":1}' | jq -r .order_id); echo \$ORDER_ID
-  # 3. look at it (pending -> created once GID-order persisted it)
+  # 3. look at it (pending -> created once GID-order persisted it; pay_deadline fixed at acceptance)
   curl -s $(url order)/api/v1/orders/\$ORDER_ID
-  # 4. pay it within the pay timeout (404 for a moment until the payment exists; unpaid orders close)
+  # 4. pay it before its pay_deadline: 200 paid at once (409 order_closed after the deadline)
   curl -s -X POST $(url payment)/api/v1/payments/\$ORDER_ID
   # 5. the shipment, the order (shipped) and the stock
   curl -s $(url logistics)/api/v1/shipments/\$ORDER_ID

@@ -686,6 +686,45 @@ func TestComposePrometheus(t *testing.T) {
 	}
 }
 
+// TestComposeConsole checks the console service: built from the console
+// module, published on 127.0.0.1:8090, pointed at each service's address in
+// the compose network (the port that service listens on) and at the name
+// server, with CONSUME_RATE as its reference line.
+func TestComposeConsole(t *testing.T) {
+	p := loadCompose(t)
+	s := service(t, p, "console")
+	if s.Build == nil || s.Build.Args["SERVICE"] == nil || *s.Build.Args["SERVICE"] != "console" {
+		t.Errorf("console: build args %v, want SERVICE=console", s.Build)
+	}
+	e := env(s)
+	if e["HTTP_ADDR"] != ":8090" {
+		t.Errorf("console HTTP_ADDR = %q, want :8090", e["HTTP_ADDR"])
+	}
+	for _, cs := range composeServices {
+		_, port, _ := net.SplitHostPort(env(service(t, p, cs.name))["HTTP_ADDR"])
+		key := strings.ToUpper(cs.name) + "_URL"
+		if want := "http://" + net.JoinHostPort(cs.name, port); e[key] != want {
+			t.Errorf("console %s = %q, want %s", key, e[key], want)
+		}
+		if _, ok := s.DependsOn[cs.name]; !ok {
+			t.Errorf("console does not start after %s", cs.name)
+		}
+	}
+	if want := env(service(t, p, "order"))["ROCKETMQ_NAMESRV"]; e["ROCKETMQ_NAMESRV"] != want {
+		t.Errorf("console ROCKETMQ_NAMESRV = %q, want the services' %q", e["ROCKETMQ_NAMESRV"], want)
+	}
+	if want := env(service(t, p, "order"))["CONSUME_RATE"]; e["CONSUME_RATE"] != want {
+		t.Errorf("console CONSUME_RATE = %q, want the services' %q", e["CONSUME_RATE"], want)
+	}
+	var published []string
+	for _, port := range s.Ports {
+		published = append(published, fmt.Sprintf("%s:%s:%d", port.HostIP, port.Published, port.Target))
+	}
+	if !slices.Equal(published, []string{"127.0.0.1:8090:8090"}) {
+		t.Errorf("console ports = %v, want [127.0.0.1:8090:8090]", published)
+	}
+}
+
 // TestComposeGrafana checks the grafana service against its provisioning: the
 // data source is the compose prometheus, the dashboard provider reads the
 // mounted deploy/grafana/dashboards, every panel of every dashboard there

@@ -35,7 +35,7 @@ type runScript struct {
 // runScriptAddrs are the address variables of deploy/run.sh.
 var runScriptAddrs = []string{
 	"MYSQL_ADDR", "REDIS_ADDR", "ORDER_HTTP_ADDR", "PAYMENT_HTTP_ADDR", "INVENTORY_HTTP_ADDR",
-	"LOGISTICS_HTTP_ADDR", "EMBEDDED_NAMESRV", "EMBEDDED_BROKER",
+	"LOGISTICS_HTTP_ADDR", "EMBEDDED_NAMESRV", "EMBEDDED_BROKER", "CONSOLE_HTTP_ADDR",
 }
 
 // httpAddrs maps each service to its address variable.
@@ -208,7 +208,7 @@ func alive(pid int) bool {
 func (r *runScript) checkUp(t *testing.T) map[string]int {
 	t.Helper()
 	pids := r.pids(t)
-	want := []string{"inventory", "logistics", "mariadb", "order", "payment", "redis", "testbroker"}
+	want := []string{"console", "inventory", "logistics", "mariadb", "order", "payment", "redis", "testbroker"}
 	if got := slices.Sorted(maps.Keys(pids)); !slices.Equal(got, want) {
 		t.Errorf("pid files %q, want %q", got, want)
 	}
@@ -253,6 +253,12 @@ func (r *runScript) checkUp(t *testing.T) map[string]int {
 		if out, err := r.readycheck(t, svc); err != nil {
 			t.Errorf("%s -readycheck while up: %v\n%s", svc, err, out)
 		}
+	}
+	// The live sale console, started with the services.
+	if resp, err := http.Get("http://" + r.addrs["CONSOLE_HTTP_ADDR"] + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET console /healthz = %v, %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	return pids
 }
