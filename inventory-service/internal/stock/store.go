@@ -37,8 +37,6 @@ var (
 	// ErrNotDeducted: a close arrived before the order's deduction was
 	// recorded; the caller retries later, when the created event has been consumed.
 	ErrNotDeducted = errors.New("deduction not recorded yet")
-	// ErrRefused: the DB stock cannot cover a deduction Redis accepted.
-	ErrRefused = errors.New("deduction exceeds the stock in the database")
 	// ErrInvariant: the database contradicts itself (a bug, not a transient state).
 	ErrInvariant = errors.New("stock invariant broken")
 	// ErrStockRebuilding: the product's Redis stock is missing or was
