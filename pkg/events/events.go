@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -75,14 +76,15 @@ type OrderCreated struct {
 }
 
 // PayTimeout is the delayed message that expires the unpaid orders of one
-// outbox batch at their pay deadline (tag timeout). Orders carries their
-// created events, so payment-service can decide an order it has not heard
-// of yet. OrderID is the first of them (the message's key).
+// outbox batch at their pay deadline (tag timeout). OrderIDs lists them
+// (IDs only: the message stays small, and payment-service reads an order it
+// has not heard of yet from its reservation); OrderID is the first of them
+// (the message's key).
 type PayTimeout struct {
-	Version int            `json:"version"`
-	EventID string         `json:"event_id"`
-	OrderID string         `json:"order_id"`
-	Orders  []OrderCreated `json:"orders,omitempty"`
+	Version  int      `json:"version"`
+	EventID  string   `json:"event_id"`
+	OrderID  string   `json:"order_id"`
+	OrderIDs []string `json:"order_ids,omitempty"`
 }
 
 // OrderPaid says payment-service took the payment before the order's pay
@@ -269,13 +271,11 @@ func (e PayTimeout) Validate() error {
 	if err := envelope(e.Version, e.EventID, e.OrderID); err != nil {
 		return err
 	}
-	if len(e.Orders) == 0 {
-		return errors.New("no orders")
+	if len(e.OrderIDs) == 0 {
+		return errors.New("no order_ids")
 	}
-	for _, o := range e.Orders {
-		if err := o.Validate(); err != nil {
-			return fmt.Errorf("order %s: %w", o.OrderID, err)
-		}
+	if slices.Contains(e.OrderIDs, "") {
+		return errors.New("empty order id in order_ids")
 	}
 	return nil
 }
@@ -356,12 +356,11 @@ func Created(e OrderCreated) OrderCreated {
 	return e
 }
 
-// Timeout is the pay-timeout event of orders (their created events), keyed
-// by the first.
-func Timeout(orders []OrderCreated) PayTimeout {
-	e := PayTimeout{Version: Version, Orders: orders}
-	if len(orders) > 0 {
-		e.OrderID = orders[0].OrderID
+// Timeout is the pay-timeout event of orders, keyed by the first.
+func Timeout(orderIDs []string) PayTimeout {
+	e := PayTimeout{Version: Version, OrderIDs: orderIDs}
+	if len(orderIDs) > 0 {
+		e.OrderID = orderIDs[0]
 		e.EventID = EventID(e.OrderID, TagTimeout)
 	}
 	return e

@@ -130,8 +130,8 @@ func testRun(t *testing.T, mode string, dup int) {
 				if err != nil {
 					t.Fatalf("timeout message %s: %v", m.MsgID, err)
 				}
-				for _, o := range ev.Orders {
-					carried[o.OrderID] = true
+				for _, id := range ev.OrderIDs {
+					carried[id] = true
 				}
 			}
 		}

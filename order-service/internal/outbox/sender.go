@@ -293,8 +293,8 @@ func parseEntry(values map[string]any) (stock.Reservation, error) {
 }
 
 // Handoff hands reservations accepted together to the broker: their created
-// events in one batch send, then one pay-timeout message carrying all of
-// them, delayed by timeoutLevel (a batch send would drop the delay). The
+// events in one batch send, then one pay-timeout message listing them all
+// (their IDs: ~40 bytes an order, no compression), delayed by timeoutLevel (a batch send would drop the delay). The
 // timeout leaves at acceptance, not after some consumer's backlog, so it
 // arrives at the orders' pay deadline whatever the backlog. Every send mode
 // of the intake (this sender, batch and sync) hands orders on through it.
@@ -305,15 +305,15 @@ func Handoff(ctx context.Context, p *mq.Producer, rs []stock.Reservation, timeou
 		return nil
 	}
 	created := make([]mq.Outgoing, len(rs))
-	evs := make([]events.OrderCreated, len(rs))
+	ids := make([]string, len(rs))
 	for i, r := range rs {
-		evs[i] = r.Created()
-		created[i] = orderMessage(events.TagCreated, r.OrderID, evs[i])
+		ids[i] = r.OrderID
+		created[i] = orderMessage(events.TagCreated, r.OrderID, r.Created())
 	}
 	if err := p.SendBatch(ctx, created); err != nil {
 		return fmt.Errorf("send %d created messages: %w", len(created), err)
 	}
-	timeout := orderMessage(events.TagTimeout, rs[0].OrderID, events.Timeout(evs))
+	timeout := orderMessage(events.TagTimeout, rs[0].OrderID, events.Timeout(ids))
 	timeout.DelayLevel = timeoutLevel
 	if _, err := p.SendSync(ctx, timeout); err != nil {
 		return fmt.Errorf("send the pay timeout of %d orders: %w", len(rs), err)

@@ -81,7 +81,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	relay := outbox.NewRelay(gdb, producer, service, outbox.Options{Mode: outbox.ModeAsync}, log, reg)
 	store := payment.NewStore(gdb, relay)
 
-	h := payment.NewHandler(store, log, payMetrics)
+	reservations := payment.NewReservations(rdb)
+	h := payment.NewHandler(store, reservations, log, payMetrics)
 	consumers, err := boot.Subscribe(ctx, mqCfg, cfg.RocketMQ.ConsumerGroups, cfg.ConsumeRate,
 		map[string]mq.Handler{handlerApply: h.Handle, handlerTimeout: h.Handle},
 		map[string]mq.BatchHandler{handlerApply: h.HandleBatch, handlerTimeout: h.HandleBatch}, log, mqMetrics)
@@ -94,7 +95,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	engine := httpx.NewEngine(log, reg, service)
 	boot.Ready(engine, boot.MySQLCheck(gdb), boot.RedisCheck(rdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
-	httpapi.New(payment.NewService(store, rdb, log, payMetrics), log).Register(engine)
+	httpapi.New(payment.NewService(store, reservations, log, payMetrics), log).Register(engine)
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Shutdown: intake (HTTP) stops, then the consumers, then the relay

@@ -61,7 +61,7 @@ func newEngine(t testing.TB) *gin.Engine {
 	metrics := payment.NewMetrics(reg)
 	store := payment.NewStore(gdb, nopRelay{})
 	e := httpx.NewEngine(log, reg, "payment")
-	httpapi.New(payment.NewService(store, rdb, log, metrics), log).Register(e)
+	httpapi.New(payment.NewService(store, payment.NewReservations(rdb), log, metrics), log).Register(e)
 	return e
 }
 

@@ -49,8 +49,9 @@ func newEnv(t *testing.T) *env {
 	m := payment.NewMetrics(reg)
 	store := payment.NewStore(gdb, nopRelay{})
 	log := testLog(t)
-	h := payment.NewHandler(store, log, m)
-	return &env{db: gdb, rdb: rdb, reg: reg, handler: h, svc: payment.NewService(store, rdb, log, m),
+	reservations := payment.NewReservations(rdb)
+	h := payment.NewHandler(store, reservations, log, m)
+	return &env{db: gdb, rdb: rdb, reg: reg, handler: h, svc: payment.NewService(store, reservations, log, m),
 		prefix: testenv.Unique(t, "o")}
 }
 
@@ -98,7 +99,11 @@ func createdMsg(msgID string, ev events.OrderCreated) mq.Message {
 }
 
 func timeoutMsg(msgID string, evs ...events.OrderCreated) mq.Message {
-	return message(msgID, events.TagTimeout, evs[0].OrderID, events.Timeout(evs))
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.OrderID
+	}
+	return message(msgID, events.TagTimeout, ids[0], events.Timeout(ids))
 }
 
 func refusedMsg(msgID string, ev events.OrderCreated) mq.Message {

@@ -24,14 +24,16 @@ const maxNotDueWait = 5 * time.Second
 // payment.timeout). Every message is one Store.update with its decision; a
 // batch of messages is the same call over many orders.
 type Handler struct {
-	store   *Store
-	log     *slog.Logger
-	metrics *Metrics
+	store        *Store
+	reservations *Reservations
+	log          *slog.Logger
+	metrics      *Metrics
 }
 
-// NewHandler returns the handler of both groups.
-func NewHandler(store *Store, log *slog.Logger, metrics *Metrics) *Handler {
-	return &Handler{store: store, log: log, metrics: metrics}
+// NewHandler returns the handler of both groups; a pay timeout of an order
+// with no payment row yet makes the row from its reservation.
+func NewHandler(store *Store, reservations *Reservations, log *slog.Logger, metrics *Metrics) *Handler {
+	return &Handler{store: store, reservations: reservations, log: log, metrics: metrics}
 }
 
 // Handle applies one message. nil acks; an error wrapping mq.ErrPermanent
@@ -141,50 +143,67 @@ func (h *Handler) closed(ctx context.Context, ms []mq.Message) error {
 
 // timeout expires the orders of pay-timeout messages whose deadline has
 // passed; an order paid in time is left alone. No claim: the expiry is a
-// transition of the row itself, and a redelivery finds it made.
+// transition of the row itself, and a redelivery finds it made. An order
+// without a payment row yet (its created event still in GID-payment's
+// backlog) gets one from its reservation first; one whose reservation is
+// gone too is expired by the sweeper once its created event made the row.
 func (h *Handler) timeout(ctx context.Context, ms []mq.Message) error {
 	evs, _, _, err := mq.Events(ms, events.TagTimeout, events.Decode[events.PayTimeout],
 		func(e *events.PayTimeout) (string, string) { return e.EventID, e.OrderID })
 	if err != nil {
 		return err
 	}
-	var seeds []Payment
+	var ids []string
 	for _, ev := range evs {
-		for _, o := range ev.Orders {
-			seeds = append(seeds, seed(o))
-		}
+		ids = append(ids, ev.OrderIDs...)
 	}
 	log := h.log.With("msg_id", ms[0].ID, "messages", len(ms))
-	for attempt := 0; ; attempt++ {
-		ids := make([]string, len(seeds))
-		for i, s := range seeds {
-			ids[i] = s.OrderID
-		}
+	var seeds []Payment
+	seeded, waited := false, false
+	for {
 		outs, err := h.store.update(ctx, nil, seeds, ids, expire)
 		if err != nil {
 			return fmt.Errorf("expire %d orders from %s: %w", len(ids), ms[0].ID, err)
 		}
 		h.countExpired(ctx, log, outs)
-		wait, early := time.Duration(0), seeds[:0]
-		for _, s := range seeds {
-			if o := outs[s.OrderID]; errors.Is(o.err, errNotDue) {
-				early = append(early, s)
+		var early, missing []string
+		wait := time.Duration(0)
+		for _, id := range ids {
+			switch o := outs[id]; {
+			case o.noRow:
+				missing = append(missing, id)
+			case errors.Is(o.err, errNotDue):
+				early = append(early, id)
 				wait = max(wait, o.Deadline().Sub(time.Now().UTC()))
 			}
 		}
-		seeds = early
-		if len(seeds) == 0 {
+		if len(missing) > 0 && !seeded {
+			seeded = true
+			if seeds, err = h.reservations.Seeds(ctx, missing); err != nil {
+				return fmt.Errorf("expire %d orders from %s: %w", len(missing), ms[0].ID, err)
+			}
+			if len(seeds) > 0 {
+				ids = append(early, missing...)
+				continue
+			}
+		}
+		if len(missing) > 0 {
+			log.WarnContext(ctx, "pay timeout of orders unknown here and in redis; the sweeper expires them once recorded",
+				"orders", len(missing), "first_order_id", missing[0])
+		}
+		if len(early) == 0 {
 			return nil
 		}
-		if attempt > 0 || wait > maxNotDueWait {
-			return fmt.Errorf("expire %d orders from %s: %w (%v early)", len(seeds), ms[0].ID, errNotDue, wait)
+		if waited || wait > maxNotDueWait {
+			return fmt.Errorf("expire %d orders from %s: %w (%v early)", len(early), ms[0].ID, errNotDue, wait)
 		}
-		log.InfoContext(ctx, "pay timeout before the deadline; waiting", "orders", len(seeds), "wait", wait)
+		log.InfoContext(ctx, "pay timeout before the deadline; waiting", "orders", len(early), "wait", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait + 10*time.Millisecond):
 		}
+		ids, seeds, waited = early, nil, true
 	}
 }
 

@@ -16,34 +16,64 @@ import (
 // (Redis unreachable); the client retries.
 var ErrUnavailable = errors.New("payment temporarily unavailable")
 
+// Reservations reads the reservations the intake script wrote in Redis:
+// an accepted order is there from before its 202.
+type Reservations struct {
+	rdb redis.UniversalClient
+}
+
+// NewReservations reads from rdb.
+func NewReservations(rdb redis.UniversalClient) *Reservations { return &Reservations{rdb: rdb} }
+
+// Get reads the order's reservation; found false when Redis has none.
+func (rs *Reservations) Get(ctx context.Context, orderID string) (r events.Reservation, found bool, err error) {
+	found, err = rs.each(ctx, []string{orderID}, func(got events.Reservation) { r = got })
+	return r, found, err
+}
+
+// Seeds returns the payment rows of the orders whose reservation Redis has
+// (one pipelined round trip).
+func (rs *Reservations) Seeds(ctx context.Context, orderIDs []string) ([]Payment, error) {
+	var seeds []Payment
+	_, err := rs.each(ctx, orderIDs, func(r events.Reservation) { seeds = append(seeds, seed(r.Created())) })
+	return seeds, err
+}
+
+func (rs *Reservations) each(ctx context.Context, orderIDs []string, fn func(events.Reservation)) (found bool, err error) {
+	pipe := rs.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(orderIDs))
+	for i, id := range orderIDs {
+		cmds[i] = pipe.HGetAll(ctx, events.OrderKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("read %d reservations: %w: %w", len(orderIDs), ErrUnavailable, err)
+	}
+	for _, c := range cmds {
+		if len(c.Val()) == 0 {
+			continue
+		}
+		r, err := events.ParseReservation(c.Val())
+		if err != nil {
+			return found, err
+		}
+		found = true
+		fn(r)
+	}
+	return found, nil
+}
+
 // Service is what the HTTP API does with payments.
 type Service struct {
-	store   *Store
-	rdb     redis.UniversalClient
-	log     *slog.Logger
-	metrics *Metrics
+	store        *Store
+	reservations *Reservations
+	log          *slog.Logger
+	metrics      *Metrics
 }
 
 // NewService returns a Service deciding through store and reading the
-// intake's reservations from rdb.
-func NewService(store *Store, rdb redis.UniversalClient, log *slog.Logger, metrics *Metrics) *Service {
-	return &Service{store: store, rdb: rdb, log: log, metrics: metrics}
-}
-
-// reservation reads the order's reservation; found false when Redis has none.
-func (s *Service) reservation(ctx context.Context, orderID string) (events.Reservation, bool, error) {
-	h, err := s.rdb.HGetAll(ctx, events.OrderKey(orderID)).Result()
-	if err != nil {
-		return events.Reservation{}, false, fmt.Errorf("read reservation %s: %w: %w", orderID, ErrUnavailable, err)
-	}
-	if len(h) == 0 {
-		return events.Reservation{}, false, nil
-	}
-	r, err := events.ParseReservation(h)
-	if err != nil {
-		return events.Reservation{}, false, err
-	}
-	return r, true, nil
+// intake's reservations.
+func NewService(store *Store, reservations *Reservations, log *slog.Logger, metrics *Metrics) *Service {
+	return &Service{store: store, reservations: reservations, log: log, metrics: metrics}
 }
 
 // Get returns the payment of orderID: its row, or, before any row exists, a
@@ -54,7 +84,7 @@ func (s *Service) Get(ctx context.Context, orderID string) (Payment, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return p, err
 	}
-	r, found, rerr := s.reservation(ctx, orderID)
+	r, found, rerr := s.reservations.Get(ctx, orderID)
 	if rerr != nil {
 		return Payment{}, rerr
 	}
@@ -73,7 +103,7 @@ func (s *Service) Get(ctx context.Context, orderID string) (Payment, error) {
 // The order is payable from its 202 on: a missing row is made from the
 // reservation. ErrNotFound when the order was never accepted.
 func (s *Service) Pay(ctx context.Context, orderID string) (Payment, error) {
-	r, found, rerr := s.reservation(ctx, orderID)
+	r, found, rerr := s.reservations.Get(ctx, orderID)
 	var seeds []Payment
 	if found {
 		seeds = []Payment{seed(r.Created())}

@@ -77,10 +77,11 @@ func TestTimeout(t *testing.T) {
 	paid.PayDeadline = time.Now().UTC().Add(-time.Second) // the timeout's copy says it is due
 	pending := e.order(2, -time.Millisecond)
 	mustHandle(t, e.handler, createdMsg("m2", pending))
-	unknown := e.order(3, -time.Millisecond) // no row yet: created still in the backlog
+	unknown := e.reserve(t, 3, -time.Millisecond) // no row yet (created still in the backlog): made from the reservation
+	lost := e.order(6, -time.Millisecond)         // no row and no reservation: the sweeper's, once created made the row
 
-	mustHandle(t, e.handler, timeoutMsg("t1", paid, pending, unknown))
-	mustHandle(t, e.handler, timeoutMsg("t1", paid, pending, unknown)) // redelivered: no second effect
+	mustHandle(t, e.handler, timeoutMsg("t1", paid, pending, unknown, lost))
+	mustHandle(t, e.handler, timeoutMsg("t1", paid, pending, unknown, lost)) // redelivered: no second effect
 	for _, c := range []struct {
 		id   string
 		want payment.Status
@@ -89,6 +90,7 @@ func TestTimeout(t *testing.T) {
 		{paid.OrderID, payment.StatusPaid, []string{events.TagPaid}},
 		{pending.OrderID, payment.StatusExpired, []string{events.TagClosed}},
 		{unknown.OrderID, payment.StatusExpired, []string{events.TagClosed}},
+		{lost.OrderID, "", nil},
 	} {
 		if got := e.row(t, c.id).Status; got != c.want {
 			t.Errorf("%s status = %q, want %q", c.id, got, c.want)
@@ -101,7 +103,7 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("payment_decisions_total{expired} = %v, want 2", got)
 	}
 
-	early := e.order(4, time.Minute)
+	early := e.reserve(t, 4, time.Minute)
 	err := e.handler.Handle(t.Context(), timeoutMsg("t2", early))
 	if err == nil || errors.Is(err, mq.ErrPermanent) {
 		t.Errorf("Handle(timeout a minute early) error = %v, want a retryable error", err)
@@ -110,7 +112,7 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("status after an early timeout = %q, want pending", got)
 	}
 	// Due in a moment: the handler waits for the deadline instead.
-	soon := e.order(5, 300*time.Millisecond)
+	soon := e.reserve(t, 5, 300*time.Millisecond)
 	mustHandle(t, e.handler, timeoutMsg("t3", soon))
 	if got := e.row(t, soon.OrderID).Status; got != payment.StatusExpired {
 		t.Errorf("status after a timeout 300 ms early = %q, want expired", got)
