@@ -86,7 +86,7 @@ func run() error {
 			return err
 		}
 		acc := filepath.Join(*out, "accepted.txt")
-		if werr := verify.WriteAccepted(acc, sc.Load.ProductID, rep.Load.AcceptedIDs); werr != nil {
+		if werr := verify.WriteAnswers(acc, verify.Answers{ProductID: sc.Load.ProductID, Accepted: rep.Load.AcceptedIDs}); werr != nil {
 			return werr
 		}
 		if werr := rep.Write(*out); werr != nil {
