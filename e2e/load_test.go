@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -20,13 +21,27 @@ import (
 // waits for every consumer group to drain, and then the verifier must find
 // every invariant holding (paid_kept included), every pay must have been
 // decided at once (no 404, none late), the decisions metric must agree with
-// what the clients saw, and every unpaid order's units must be back.
+// what the clients saw, and every unpaid order's units must be back within
+// 15 s of its deadline.
+//
+// E2E_LOAD_INVENTORY_RATE=n throttles inventory's groups to n msg/s, so
+// GID-inventory is still behind on the peak's created events when the
+// deadlines pass: a measurement of how that backlog delays the stock's
+// return (loadtest/README.md); the 15 s bound is then only logged.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end load test (builds and starts the whole system); skipped under -short")
 	}
+	opts := stack.Options{PayTimeoutLevel: 3} // 10 s pay timeout
+	behind := os.Getenv("E2E_LOAD_INVENTORY_RATE")
+	if behind != "" {
+		if n, err := strconv.Atoi(behind); err != nil || n <= 0 {
+			t.Fatalf("E2E_LOAD_INVENTORY_RATE=%q: want a positive msg/s", behind)
+		}
+		opts.ServiceEnv = map[string][]string{"inventory": {"CONSUME_RATE=" + behind}}
+	}
 	bin := stack.Build(t)
-	s := stack.Start(t, bin, stack.Options{PayTimeoutLevel: 3}) // 10 s pay timeout
+	s := stack.Start(t, bin, opts)
 	stores := verify.Stores{Order: s.Order.DB, Inventory: s.Inventory.DB, Payment: s.Payment.DB,
 		Logistics: s.Logistics.DB, Redis: s.Redis}
 	const stock = 300
@@ -97,8 +112,15 @@ func TestLoad(t *testing.T) {
 	}
 	// Every unpaid order's units came back, soon after its deadline: the
 	// consumer groups are not behind here.
-	if sb := o.StockBack; float64(sb.N) != unpaid || sb.P50 < 0 || sb.Max > 15 {
-		t.Errorf("stock back after the deadline %+v s, want %.0f unpaid orders, 0 <= delay <= 15 s", sb, unpaid)
+	sb := o.StockBack
+	if float64(sb.N) != unpaid || sb.P50 < 0 {
+		t.Errorf("stock back after the deadline %+v s, want %.0f unpaid orders, delay >= 0", sb, unpaid)
+	}
+	switch {
+	case behind != "":
+		t.Logf("GID-inventory at %s msg/s: stock back after the deadline p50 %.2f s p99 %.2f s max %.2f s", behind, sb.P50, sb.P99, sb.Max)
+	case sb.Max > 15:
+		t.Errorf("stock back after the deadline %+v s, want every unpaid order's units back within 15 s", sb)
 	}
 	for svc, lines := range s.ErrorLines() {
 		t.Errorf("%s logged %d lines at level ERROR, e.g.\n%s", svc, len(lines), lines[0])
