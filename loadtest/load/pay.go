@@ -219,3 +219,23 @@ func answer(status int, body []byte, err error) string {
 }
 
 func micros(d time.Duration) int64 { return max(1, d.Microseconds()) }
+
+// Pay pays share of ids (already accepted) on payment-service at baseURL
+// with workers in parallel, each retried while answered 404, 5xx or
+// nothing until deadline, and returns the result: the batch form of Payer
+// for a caller that pays after its load (e2e TestConsole). Time to payable
+// then counts from this call, not from the 202s.
+func Pay(ctx context.Context, baseURL string, ids []string, share float64, workers int, deadline time.Time) PayResult {
+	p, err := NewPayer(ctx, PayConfig{URL: baseURL, Share: share, Workers: workers, RetryFor: max(time.Until(deadline), time.Millisecond)})
+	if err != nil {
+		return PayResult{Sample: err.Error()}
+	}
+	now := time.Now()
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		p.Offer(id, now, time.Time{})
+	}
+	return p.Wait()
+}

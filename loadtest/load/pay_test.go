@@ -117,3 +117,17 @@ func TestPayerShare(t *testing.T) {
 		t.Errorf("chose %d, paid %d, server saw %d orders; want 30 of 100 each", res.Chosen, res.Paid, len(f.calls))
 	}
 }
+
+// TestPay: the batch form pays the share of the IDs it is given and gives
+// up on an order still unknown at the deadline.
+func TestPay(t *testing.T) {
+	t.Parallel()
+	f := &fakePayments{calls: map[string]int{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	ids := []string{"o1", "o2", "o3", "o4"} // o3 is never known
+	res := Pay(context.Background(), srv.URL, ids, 1, 2, time.Now().Add(300*time.Millisecond))
+	if d := cmp.Diff([]string{"o1", "o2", "o4"}, res.PaidIDs); d != "" || res.Chosen != 4 || res.Unknown != 1 {
+		t.Errorf("Pay = %+v, want 4 chosen, o3 unknown, paid (-want +got):\n%s", res, d)
+	}
+}
