@@ -23,8 +23,11 @@ import (
 )
 
 // A settled sale of 3 units, written straight into the four databases and
-// Redis: one order paid and shipped, one closed by the pay timeout, one paid
-// too late (closed, payment refunded).
+// Redis: one order paid in time, deducted and shipped; one never paid
+// (payment expired, closed pay_timeout, units back); one paid in time but
+// refused by inventory (deduction not applied, closed out_of_stock, payment
+// refunded). The client was answered 200 for the pays of the first and the
+// third.
 const (
 	vProductStock = 3
 	oShipped      = "o-shipped"
@@ -79,6 +82,29 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{name: "redis stock off", redis: func(ctx context.Context, rdb *redis.Client, product string) error {
 			return rdb.IncrBy(ctx, events.StockKey(product), 1).Err()
 		}, check: verify.CheckRedis},
+		{name: "pay answered 200 but the order closed by its deadline", tamper: []string{
+			"order: UPDATE orders SET status = 'closed', close_reason = 'pay_timeout' WHERE order_id = 'o-shipped'",
+			"payment: UPDATE payments SET status = 'expired', paid_at = NULL WHERE order_id = 'o-shipped'",
+			"logistics: DELETE FROM shipments WHERE order_id = 'o-shipped'",
+		}, check: verify.CheckPaidKept, orderID: oShipped},
+		{name: "refused order's payment cancelled after a 200", tamper: []string{
+			"payment: UPDATE payments SET status = 'cancelled', paid_at = NULL WHERE order_id = 'o-refunded'",
+		}, check: verify.CheckPaidKept, orderID: oRefunded},
+		{name: "refund of an order inventory deducted", tamper: []string{
+			"payment: UPDATE payments SET status = 'refunded', paid_at = accepted_at WHERE order_id = 'o-closed'",
+		}, check: verify.CheckRefund, orderID: oClosed},
+		{name: "shipment of an order inventory refused", tamper: []string{
+			"inventory: UPDATE stock_movements SET applied = FALSE, note = 'refused' WHERE order_id = 'o-shipped' AND kind = 'deduct'",
+		}, check: verify.CheckShipped, orderID: oShipped},
+		{name: "shipment of an order not marked deducted", tamper: []string{
+			"order: UPDATE orders SET deducted = FALSE WHERE order_id = 'o-shipped'",
+		}, check: verify.CheckShipped, orderID: oShipped},
+		{name: "paid after its deadline", tamper: []string{
+			"payment: UPDATE payments SET paid_at = pay_deadline + INTERVAL 1 SECOND WHERE order_id = 'o-shipped'",
+		}, check: verify.CheckPayWindow, orderID: oShipped},
+		{name: "closed by its deadline, payment cancelled", tamper: []string{
+			"payment: UPDATE payments SET status = 'cancelled' WHERE order_id = 'o-closed'",
+		}, check: verify.CheckPayOrClose, orderID: oClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +123,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, err := verify.Run(ctx, st.stores(), verify.Options{ProductID: st.product, Accepted: st.accepted})
+			res, err := verify.Run(ctx, st.stores(), verify.Options{ProductID: st.product, Accepted: st.accepted, Paid: st.paid})
 			if err != nil {
 				t.Fatalf("verify.Run: %v", err)
 			}
@@ -149,7 +175,7 @@ type verifyState struct {
 	dbs             map[string]*sql.DB
 	rdb             *redis.Client
 	redisDB         int
-	accepted        []string
+	accepted, paid  []string
 	server          *mysql.Config
 }
 
@@ -162,7 +188,7 @@ func (s *verifyState) stores() verify.Stores {
 func (s *verifyState) runCommand(t *testing.T, bin string) (int, string) {
 	t.Helper()
 	acc := filepath.Join(t.TempDir(), "accepted.txt")
-	if err := verify.WriteAccepted(acc, s.product, s.accepted); err != nil {
+	if err := verify.WriteAnswers(acc, verify.Answers{ProductID: s.product, Accepted: s.accepted, Paid: s.paid}); err != nil {
 		t.Fatal(err)
 	}
 	server := *s.server
@@ -212,6 +238,7 @@ func newVerifyState(t *testing.T) *verifyState {
 		product:  "verify-" + id,
 		dbs:      map[string]*sql.DB{},
 		accepted: []string{oShipped, oClosed, oRefunded, oShipped}, // a replayed 202 lists an ID twice
+		paid:     []string{oShipped, oRefunded},
 		server:   server,
 	}
 	ctx := t.Context()
@@ -258,8 +285,8 @@ func newVerifyState(t *testing.T) *verifyState {
 		}
 	}
 
-	now := time.Now().UTC()
-	start, created, closed := now.Add(-time.Hour), now.Add(-30*time.Minute), now.Add(-20*time.Minute)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	start, created := now.Add(-time.Hour), now.Add(-30*time.Minute)
 	p := s.product
 	exec := func(svc, q string, args ...any) {
 		t.Helper()
@@ -269,22 +296,39 @@ func newVerifyState(t *testing.T) *verifyState {
 	}
 	exec("inventory", "INSERT INTO products (product_id, name, price_cents, stock, sold, per_user_limit, sale_id, sale_started_at, updated_at) VALUES (?, 'verify', 999, ?, 1, 1, 1, ?, ?)",
 		p, vProductStock, start, now)
-	for i, o := range []struct{ id, user, status, pay string }{
-		{oShipped, "ua", "shipped", "paid"}, {oClosed, "ub", "closed", "cancelled"}, {oRefunded, "uc", "closed", "refunded"},
+	for i, o := range []struct {
+		id, user, status, reason, pay string
+		deducted                      bool // inventory applied the deduction; else it refused it
+	}{
+		{oShipped, "ua", "shipped", "", "paid", true},
+		{oClosed, "ub", "closed", "pay_timeout", "expired", true},
+		{oRefunded, "uc", "closed", "out_of_stock", "refunded", false},
 	} {
 		at := created.Add(time.Duration(i) * time.Second)
-		upd := now
-		if o.status == "closed" {
-			upd = closed
+		deadline := at.Add(10 * time.Second)
+		var paidAt any
+		upd := at.Add(time.Second) // paid, or refused
+		if o.pay == "paid" || o.pay == "refunded" {
+			paidAt = at.Add(time.Second)
 		}
-		exec("order", "INSERT INTO orders (order_id, user_id, product_id, quantity, amount_cents, status, close_reason, created_at, updated_at) VALUES (?, ?, ?, 1, 999, ?, '', ?, ?)",
-			o.id, o.user, p, o.status, at, upd)
-		exec("payment", "INSERT INTO payments (order_id, amount_cents, status, created_at, updated_at) VALUES (?, 999, ?, ?, ?)", o.id, o.pay, at, upd)
+		if o.pay == "expired" {
+			upd = deadline.Add(300 * time.Millisecond)
+		}
+		exec("order", "INSERT INTO orders (order_id, user_id, product_id, quantity, amount_cents, pay_deadline, status, deducted, close_reason, created_at, updated_at) VALUES (?, ?, ?, 1, 999, ?, ?, ?, ?, ?, ?)",
+			o.id, o.user, p, deadline, o.status, o.deducted, o.reason, at, upd)
+		exec("payment", "INSERT INTO payments (order_id, amount_cents, user_id, product_id, quantity, accepted_at, pay_deadline, paid_at, status, created_at, updated_at) VALUES (?, 999, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+			o.id, o.user, p, at, deadline, paidAt, o.pay, at, upd)
+		if !o.deducted {
+			exec("inventory", "INSERT INTO stock_movements (order_id, kind, product_id, user_id, quantity, sale_id, applied, note, created_at) VALUES (?, 'deduct', ?, ?, 1, 1, FALSE, 'refused', ?)", o.id, p, o.user, at)
+			exec("inventory", "INSERT INTO stock_movements (order_id, kind, product_id, user_id, quantity, sale_id, applied, note, created_at) VALUES (?, 'release', ?, ?, 1, 1, FALSE, 'not_deducted', ?)", o.id, p, o.user, upd)
+			continue
+		}
 		exec("inventory", "INSERT INTO stock_movements (order_id, kind, product_id, user_id, quantity, sale_id, applied, created_at) VALUES (?, 'deduct', ?, ?, 1, 1, TRUE, ?)", o.id, p, o.user, at)
 		exec("inventory", "INSERT INTO stock_ledger (event_id, order_id, product_id, sale_id, kind, delta, created_at) VALUES (?, ?, ?, 1, 'deduct', -1, ?)", o.id+":deduct", o.id, p, at)
 		if o.status == "closed" {
-			exec("inventory", "INSERT INTO stock_movements (order_id, kind, product_id, user_id, quantity, sale_id, applied, redis_applied, created_at) VALUES (?, 'release', ?, ?, 1, 1, TRUE, TRUE, ?)", o.id, p, o.user, upd)
-			exec("inventory", "INSERT INTO stock_ledger (event_id, order_id, product_id, sale_id, kind, delta, created_at) VALUES (?, ?, ?, 1, 'release', 1, ?)", o.id+":release", o.id, p, upd)
+			released := deadline.Add(2 * time.Second)
+			exec("inventory", "INSERT INTO stock_movements (order_id, kind, product_id, user_id, quantity, sale_id, applied, redis_applied, created_at) VALUES (?, 'release', ?, ?, 1, 1, TRUE, TRUE, ?)", o.id, p, o.user, released)
+			exec("inventory", "INSERT INTO stock_ledger (event_id, order_id, product_id, sale_id, kind, delta, created_at) VALUES (?, ?, ?, 1, 'release', 1, ?)", o.id+":release", o.id, p, released)
 		} else {
 			exec("logistics", "INSERT INTO shipments (order_id, shipment_id, status, created_at) VALUES (?, ?, 'shipped', ?)", o.id, "s-"+o.id, upd)
 		}

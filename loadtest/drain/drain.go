@@ -321,3 +321,50 @@ func DrainRate(samples []Sample, group string, window time.Duration) (rate float
 	}
 	return rate, n
 }
+
+// Counter reads one counter of a /metrics endpoint: the value of each of
+// its series by the value of the label by (a series without it under "").
+func Counter(ctx context.Context, metricsURL, name, by string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", metricsURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: status %d", metricsURL, resp.StatusCode)
+	}
+	return parseCounter(resp.Body, name, by)
+}
+
+func parseCounter(r io.Reader, name, by string) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		rest, ok := bytes.CutPrefix(line, []byte(name))
+		if !ok || len(rest) == 0 || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		key := ""
+		if rest[0] == '{' {
+			end := bytes.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			key, rest = label(rest[1:end], by), rest[end+1:]
+		}
+		f := strings.Fields(string(rest))
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			out[key] += v
+		}
+	}
+	return out, sc.Err()
+}

@@ -88,3 +88,23 @@ func TestDrainRate(t *testing.T) {
 		t.Errorf("DrainRate over 4 s = %d windows, want 0", n)
 	}
 }
+
+func TestParseCounter(t *testing.T) {
+	const text = `# HELP payment_decisions_total Pay-window decisions.
+# TYPE payment_decisions_total counter
+payment_decisions_total{result="expired"} 12
+payment_decisions_total{result="late"} 0
+payment_decisions_total{result="paid"} 150
+payment_decisions_total_other{result="paid"} 7
+payment_payments_total{result="paid"} 150
+payment_decisions_total 3
+`
+	got, err := parseCounter(strings.NewReader(text), "payment_decisions_total", "result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"expired": 12, "late": 0, "paid": 150, "": 3}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("parseCounter (-want +got):\n%s", d)
+	}
+}

@@ -36,6 +36,10 @@ type Config struct {
 	RunID       string        `json:"run_id"`       // prefix of users' Idempotency-Keys (default: random)
 	UserPrefix  string        `json:"user_prefix"`  // user IDs are <prefix><n>, n < Users (default "u")
 	Seed        uint64        `json:"seed"`
+	// OnAccepted, when set, is called with every new order answered 202:
+	// when the answer arrived and the pay_deadline it gave (zero if none).
+	// It runs on the sending connection's goroutine.
+	OnAccepted func(orderID string, at, payDeadline time.Time) `json:"-"`
 }
 
 // Counts are the answers by kind.
@@ -211,6 +215,7 @@ func (r *runner) next() pick {
 
 // record books one answer.
 func (r *runner) record(p pick, status int, body []byte, err error, lat time.Duration) {
+	at := time.Now()
 	us := lat.Microseconds()
 	if us < 1 {
 		us = 1
@@ -228,6 +233,14 @@ func (r *runner) record(p pick, status int, body []byte, err error, lat time.Dur
 	default:
 		answer = strconv.Itoa(status)
 	}
+	if r.book(p, status, body, err, answer, id, us) && r.cfg.OnAccepted != nil {
+		deadline, _ := time.Parse(time.RFC3339Nano, jsonField(body, "pay_deadline"))
+		r.cfg.OnAccepted(id, at, deadline)
+	}
+}
+
+// book counts one answer under the lock; true for a new order.
+func (r *runner) book(p pick, status int, body []byte, err error, answer, id string, us int64) (isNew bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_ = r.hist.RecordValue(us)
@@ -249,6 +262,7 @@ func (r *runner) record(p pick, status int, body []byte, err error, lat time.Dur
 			r.idList = append(r.idList, id)
 			r.counts.Accepted++
 			r.accUsers = append(r.accUsers, p.user)
+			isNew = true
 		}
 	case status == http.StatusConflict && answer == "409 sold_out":
 		r.counts.SoldOut++
@@ -267,6 +281,7 @@ func (r *runner) record(p pick, status int, body []byte, err error, lat time.Dur
 			r.sampleErr = fmt.Sprintf("%d %s", status, body)
 		}
 	}
+	return isNew
 }
 
 // take reserves the next request slot; false when the run is over.

@@ -3,12 +3,16 @@ package load
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeOrders answers like order-service: stock units, one per user, the same
@@ -35,7 +39,7 @@ func (f *fakeOrders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if id, ok := f.keys[body.UserID+"/"+key]; ok {
 		w.WriteHeader(http.StatusAccepted)
-		fmt.Fprintf(w, `{"order_id":%q,"status":"pending"}`, id)
+		fmt.Fprintf(w, `{"order_id":%q,"status":"pending","pay_deadline":%q}`, id, fakeDeadline)
 		return
 	}
 	switch {
@@ -57,9 +61,11 @@ func (f *fakeOrders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("o%d", f.n)
 		f.keys[body.UserID+"/"+key] = id
 		w.WriteHeader(http.StatusAccepted)
-		fmt.Fprintf(w, `{"order_id":%q,"status":"pending"}`, id)
+		fmt.Fprintf(w, `{"order_id":%q,"status":"pending","pay_deadline":%q}`, id, fakeDeadline)
 	}
 }
+
+const fakeDeadline = "2026-12-04T12:00:10.123Z"
 
 func TestRunCountsAnswers(t *testing.T) {
 	for _, rate := range []float64{0, 2000} {
@@ -67,9 +73,21 @@ func TestRunCountsAnswers(t *testing.T) {
 			f := &fakeOrders{rebuilding: 20, stock: 100, users: map[string]bool{}, keys: map[string]string{}}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
+			var offered struct {
+				mu       sync.Mutex
+				ids      map[string]int
+				deadline time.Time
+			}
+			offered.ids = map[string]int{}
 			run, err := Start(context.Background(), Config{
 				OrderAddr: strings.TrimPrefix(srv.URL, "http://"), ProductID: "p1", Rate: rate,
 				Conns: 8, Users: 300, RepeatShare: 0.1, DupShare: 0.1, Requests: 600, Timeout: 5 * time.Second, Seed: 3,
+				OnAccepted: func(id string, _, deadline time.Time) {
+					offered.mu.Lock()
+					defer offered.mu.Unlock()
+					offered.ids[id]++
+					offered.deadline = deadline
+				},
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -96,6 +114,19 @@ func TestRunCountsAnswers(t *testing.T) {
 			}
 			if res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 {
 				t.Errorf("latency %+v", res.Latency)
+			}
+			offered.mu.Lock()
+			defer offered.mu.Unlock()
+			if d := cmp.Diff(res.AcceptedIDs, slices.Sorted(maps.Keys(offered.ids))); d != "" {
+				t.Errorf("orders offered by OnAccepted (-accepted +offered):\n%s", d)
+			}
+			for id, n := range offered.ids {
+				if n != 1 {
+					t.Errorf("order %s offered %d times, want once", id, n)
+				}
+			}
+			if want, _ := time.Parse(time.RFC3339Nano, fakeDeadline); !offered.deadline.Equal(want) {
+				t.Errorf("OnAccepted pay deadline = %v, want the 202's %v", offered.deadline, want)
 			}
 		})
 	}

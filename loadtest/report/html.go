@@ -111,6 +111,29 @@ func writeHTML(path string, r *Report, s Series) error {
 		page.AddCharts(fd)
 	}
 
+	if v := r.Verify; v != nil && v.Outcome != nil && len(v.Outcome.StockBackByDeadline) > 0 {
+		o := v.Outcome
+		bx := make([]string, len(o.StockBackByDeadline))
+		var p50, worst, n []float64
+		for i, sec := range o.StockBackByDeadline {
+			bx[i] = strconv.FormatFloat(sec.T, 'f', 0, 64)
+			p50 = append(p50, sec.P50)
+			worst = append(worst, sec.Max)
+			n = append(n, float64(sec.N))
+		}
+		sb := charts.NewLine()
+		sb.SetGlobalOptions(append(common("Unpaid stock back on sale: release time - pay deadline, by the second of the deadline",
+			fmt.Sprintf("%d unpaid orders: p50 %.2f s, p99 %.2f s, max %.2f s", o.StockBack.N, o.StockBack.P50, o.StockBack.P99, o.StockBack.Max)),
+			charts.WithYAxisOpts(opts.YAxis{Name: "s after the deadline"}),
+			charts.WithXAxisOpts(opts.XAxis{Name: "deadline, s since the sale's start"}))...)
+		sb.ExtendYAxis(opts.YAxis{Name: "unpaid orders", Position: "right"})
+		sb.SetXAxis(bx).
+			AddSeries("p50 s", lineData(p50)).
+			AddSeries("max s", lineData(worst)).
+			AddSeries("orders with that deadline second", lineData(n), charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1}))
+		page.AddCharts(sb)
+	}
+
 	f, err := os.Create(path)
 	if err != nil {
 		return err

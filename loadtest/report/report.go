@@ -47,7 +47,10 @@ type Report struct {
 	Pay     *load.PayResult `json:"pay,omitempty"`
 	Drain   *DrainReport    `json:"drain,omitempty"`
 	Verify  *verify.Result  `json:"verify,omitempty"`
-	Written time.Time       `json:"written"`
+	// Decisions is how much payment_decisions_total{result} grew from
+	// before the load to after the verifier (paid, late, expired).
+	Decisions map[string]float64 `json:"payment_decisions,omitempty"`
+	Written   time.Time          `json:"written"`
 }
 
 // LoadAvg returns /proc/loadavg's first three fields ("" elsewhere).

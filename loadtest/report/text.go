@@ -2,6 +2,8 @@ package report
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -35,11 +37,16 @@ func (r *Report) Text() string {
 		}
 	}
 	if p := r.Pay; p != nil {
-		fmt.Fprintf(&b, "pay: chose %d, paid %d, order_closed %d, still unknown %d, failed %d, 5xx retried %d (%.1fs)\n",
-			p.Chosen, p.Paid, p.Closed, p.Unknown, p.Failed, p.Retries, p.Took.Seconds())
+		fmt.Fprintf(&b, "pay (each right after its 202): chose %d, paid (200) %d, late (409 order_closed) %d (%d before the 202's deadline), unknown %d, failed %d; retried %d 404s, %d 5xx or no answer (%.1fs)\n",
+			p.Chosen, p.Paid, p.Late, p.LateBeforeDeadline, p.Unknown, p.Failed, p.NotFound, p.Retries, p.Took.Seconds())
+		fmt.Fprintf(&b, "  time to payable (202 -> 200 or 409) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f; of it the payers' queue (202 -> first try) p50 %.2f  p99 %.2f\n",
+			p.TimeToPayable.P50, p.TimeToPayable.P90, p.TimeToPayable.P99, p.TimeToPayable.Max, p.FirstTry.P50, p.FirstTry.P99)
 		if p.Sample != "" {
 			fmt.Fprintf(&b, "  first payment error: %s\n", p.Sample)
 		}
+	}
+	if d := r.Decisions; d != nil {
+		fmt.Fprintf(&b, "payment_decisions_total during the run: paid +%.0f  late +%.0f  expired +%.0f\n", d["paid"], d["late"], d["expired"])
 	}
 	if d := r.Drain; d != nil {
 		if d.Drained {
@@ -69,6 +76,18 @@ func (r *Report) Text() string {
 		if d.ScrapeErrors > 0 {
 			fmt.Fprintf(&b, "  %d /metrics scrapes failed\n", d.ScrapeErrors)
 		}
+	}
+	if v := r.Verify; v != nil && v.Outcome != nil {
+		o := v.Outcome
+		fmt.Fprintf(&b, "outcome: payments %s; closed %s\n", counts(o.Payments), counts(o.CloseReasons))
+		if v.Paid > 0 || o.PaidNotKept > 0 {
+			fmt.Fprintf(&b, "  pays answered 200: kept %d, refused by inventory and refunded %d, paid but NOT kept %d\n",
+				o.PaidKept, o.PaidRefused, o.PaidNotKept)
+		}
+		fmt.Fprintf(&b, "  refunds %d, of orders inventory did not refuse %d (must be 0)\n", o.Refunds, o.RefundsNotRefused)
+		sb := o.StockBack
+		fmt.Fprintf(&b, "  stock back after the pay deadline (release - deadline) of %d unpaid orders, s: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f; %d without an applied release\n",
+			sb.N, sb.P50, sb.P90, sb.P99, sb.Max, o.StockBackMissing)
 	}
 	if v := r.Verify; v != nil {
 		verdict := "OK"
@@ -110,4 +129,16 @@ func sortedKeys(m map[string]float64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// counts is "k=v k=v" in key order.
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }

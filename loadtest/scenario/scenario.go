@@ -1,8 +1,9 @@
 // Package scenario runs a whole flash sale against the system: it creates or
 // resets the sale, drives the order load, pays a share of the accepted
-// orders, watches the consumer groups drain through /metrics until every
-// order is settled, runs the verifier and builds the report. cmd/load and
-// the end-to-end load test both use it.
+// orders right after their 202, watches the consumer groups drain through
+// /metrics until every order is settled, runs the verifier (with what the
+// clients were answered) and builds the report. cmd/load and the end-to-end
+// load test both use it.
 package scenario
 
 import (
@@ -23,10 +24,10 @@ type Scenario struct {
 	OrderURL, PaymentURL, InventoryURL, LogisticsURL string // http://host:port
 	AdminToken                                       string
 	Sale                                             load.Sale
-	Load                                             load.Config // OrderAddr and ProductID are filled in from the above
-	PayShare                                         float64
-	PayWorkers                                       int
-	PayDeadline                                      time.Duration  // how long to retry a payment-service 404 (default 3 min)
+	Load                                             load.Config    // OrderAddr and ProductID are filled in from the above
+	PayShare                                         float64        // share of the accepted orders paid, each right after its 202
+	PayWorkers                                       int            // pays in flight at most (default 32)
+	PayRetry                                         time.Duration  // how long after its 202 an order answered 404 or 5xx is retried (default 30 s)
 	DrainTimeout                                     time.Duration  // how long to wait for the drain after the load (default 10 min)
 	DrainWindow                                      time.Duration  // quiet time that counts as drained (default 7 s)
 	ConsumeRate                                      float64        // the services' CONSUME_RATE, to compare drain rates with (0 = unknown)
@@ -38,17 +39,11 @@ type Scenario struct {
 // Run runs the scenario. The error is for a sale that could not be run;
 // violations are in the report's Verify.
 func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
-	if sc.PayDeadline == 0 {
-		sc.PayDeadline = 3 * time.Minute
-	}
 	if sc.DrainTimeout == 0 {
 		sc.DrainTimeout = 10 * time.Minute
 	}
 	if sc.DrainWindow == 0 {
 		sc.DrainWindow = 7 * time.Second
-	}
-	if sc.PayWorkers == 0 {
-		sc.PayWorkers = 16
 	}
 	u, err := url.Parse(sc.OrderURL)
 	if err != nil || u.Host == "" {
@@ -67,8 +62,21 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 	}
 	logf("sale %s: stock %d, per-user limit %d, price %d cents", sc.Load.ProductID, sc.Sale.Stock, sc.Sale.PerUserLimit, sc.Sale.PriceCents)
 
+	decisionsBefore := decisions(ctx, sc.PaymentURL)
+	var payer *load.Payer
+	if sc.PayShare > 0 && sc.PaymentURL != "" {
+		payer, err = load.NewPayer(ctx, load.PayConfig{URL: sc.PaymentURL, Share: sc.PayShare, Workers: sc.PayWorkers, RetryFor: sc.PayRetry})
+		if err != nil {
+			return nil, err
+		}
+		sc.Load.OnAccepted = payer.Offer
+		logf("paying %.0f%% of the accepted orders right after their 202", sc.PayShare*100)
+	}
 	run, err := load.Start(ctx, sc.Load, sc.Progress)
 	if err != nil {
+		if payer != nil {
+			payer.Wait()
+		}
 		return nil, err
 	}
 	var targets []drain.Target
@@ -87,11 +95,11 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 		res.Counts.Sent, res.Elapsed.Seconds(), res.Counts.Accepted, res.Counts.Replayed, res.Counts.SoldOut,
 		res.Counts.LimitExceeded, res.Counts.Unavailable, res.Counts.Errors(), res.Latency.P50, res.Latency.P99, res.Latency.P999)
 
-	if sc.PayShare > 0 && sc.PaymentURL != "" {
-		logf("paying %.0f%% of %d accepted orders (retrying while payment-service does not know them yet)...", sc.PayShare*100, len(res.AcceptedIDs))
-		pr := load.Pay(ctx, sc.PaymentURL, res.AcceptedIDs, sc.PayShare, sc.PayWorkers, time.Now().Add(sc.PayDeadline))
+	if payer != nil {
+		pr := payer.Wait()
 		rep.Pay = &pr
-		logf("paid %d, order_closed %d, unknown %d, failed %d in %.1fs", pr.Paid, pr.Closed, pr.Unknown, pr.Failed, pr.Took.Seconds())
+		logf("pay: chose %d, paid %d, late (409) %d, unknown %d, failed %d; time to payable p50 %.2f ms p99 %.2f ms",
+			pr.Chosen, pr.Paid, pr.Late, pr.Unknown, pr.Failed, pr.TimeToPayable.P50, pr.TimeToPayable.P99)
 	}
 
 	// The drain: every group's lag 0 and nothing consumed for a window, and
@@ -145,6 +153,9 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 
 	if sc.Stores != nil {
 		opts := verify.Options{ProductID: sc.Load.ProductID, Accepted: res.AcceptedIDs}
+		if rep.Pay != nil {
+			opts.Paid = rep.Pay.PaidIDs
+		}
 		// Follow-ups of the last close (release, cancel, ledger line) may
 		// still be in flight for a moment after the counters stopped.
 		var vr *verify.Result
@@ -160,8 +171,27 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 		}
 		rep.Verify = vr
 	}
+	if after := decisions(ctx, sc.PaymentURL); decisionsBefore != nil && after != nil {
+		rep.Decisions = map[string]float64{}
+		for k, v := range after {
+			rep.Decisions[k] = v - decisionsBefore[k]
+		}
+	}
 	rep.Machine.LoadAfter = report.LoadAvg()
 	return rep, nil
+}
+
+// decisions reads payment-service's payment_decisions_total by result; nil
+// when it cannot (no payment URL, or an older payment-service).
+func decisions(ctx context.Context, paymentURL string) map[string]float64 {
+	if paymentURL == "" {
+		return nil
+	}
+	m, err := drain.Counter(ctx, paymentURL+"/metrics", "payment_decisions_total", "result")
+	if err != nil || len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // settled returns how many of the product's current-sale orders are not yet

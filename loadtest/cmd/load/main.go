@@ -1,8 +1,9 @@
 // Command load runs a flash sale against the running system (`make run`):
 // it creates or resets the sale, sends orders open-loop at -rate or
-// closed-loop with -conns connections, pays -pay of the accepted orders,
-// watches every consumer group drain through /metrics, runs the verifier and
-// writes accepted.txt, report.json, report.html and report.png to -out.
+// closed-loop with -conns connections, pays -pay of the accepted orders
+// right after their 202, watches every consumer group drain through
+// /metrics, runs the verifier and writes accepted.txt (the 202s and the pays
+// answered 200), report.json, report.html and report.png to -out.
 // It exits 1 when the verifier finds a violation or the system did not drain.
 //
 //	load -stock 10000 -rate 12000 -duration 10s
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"seckill/loadtest/report"
 	"seckill/loadtest/scenario"
 	"seckill/loadtest/verify"
 )
@@ -55,8 +57,9 @@ func run() error {
 	flag.Float64Var(&sc.Load.DupShare, "dup", 0.05, "share of requests replaying an earlier Idempotency-Key")
 	flag.DurationVar(&sc.Load.Duration, "duration", 10*time.Second, "stop sending after this long (0 = only -requests)")
 	flag.IntVar(&sc.Load.Requests, "requests", 0, "stop after this many requests (0 = only -duration)")
-	flag.Float64Var(&sc.PayShare, "pay", 0.5, "share of accepted orders to pay; the rest are closed by the pay timeout")
-	flag.DurationVar(&sc.PayDeadline, "pay-deadline", 3*time.Minute, "how long to retry paying an order payment-service does not know yet")
+	flag.Float64Var(&sc.PayShare, "pay", 0.5, "share of accepted orders to pay, each right after its 202; the rest are expired at their pay deadline")
+	flag.IntVar(&sc.PayWorkers, "pay-workers", 32, "pays in flight at most")
+	flag.DurationVar(&sc.PayRetry, "pay-retry", 30*time.Second, "how long after its 202 to retry paying an order answered 404 (not known yet) or 5xx")
 	flag.DurationVar(&sc.DrainTimeout, "drain-timeout", 10*time.Minute, "how long to wait for the groups to drain and the orders to settle")
 	flag.Float64Var(&sc.ConsumeRate, "consume-rate", 200, "the services' CONSUME_RATE, to compare each group's drain rate with")
 	conn.RegisterFlags(flag.CommandLine)
@@ -86,7 +89,7 @@ func run() error {
 			return err
 		}
 		acc := filepath.Join(*out, "accepted.txt")
-		if werr := verify.WriteAccepted(acc, sc.Load.ProductID, rep.Load.AcceptedIDs); werr != nil {
+		if werr := verify.WriteAnswers(acc, answers(sc.Load.ProductID, rep)); werr != nil {
 			return werr
 		}
 		if werr := rep.Write(*out); werr != nil {
@@ -109,4 +112,14 @@ func run() error {
 		return fmt.Errorf("verifier found %d violations", len(rep.Verify.Violations))
 	}
 	return nil
+}
+
+// answers is what the clients were answered: every 202's order and, when
+// the run paid, every pay answered 200.
+func answers(product string, rep *report.Report) verify.Answers {
+	a := verify.Answers{ProductID: product, Accepted: rep.Load.AcceptedIDs}
+	if rep.Pay != nil {
+		a.Paid = rep.Pay.PaidIDs
+	}
+	return a
 }

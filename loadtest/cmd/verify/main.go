@@ -21,7 +21,7 @@ func main() {
 	var (
 		conn      verify.Conn
 		product   = flag.String("product", "", "product ID (default: the accepted file's header)")
-		accepted  = flag.String("accepted", "", "file of order IDs clients got a 202 for (written by the load tool); empty skips those checks")
+		accepted  = flag.String("accepted", "", "file of order IDs clients got a 202 for, and of those whose pay was answered 200 (written by the load tool); empty skips those checks")
 		unsettled = flag.Bool("allow-unsettled", false, "accept orders still created or paid (pay timeout pending)")
 		jsonOut   = flag.String("json", "", "also write the result as JSON to this file")
 		timeout   = flag.Duration("timeout", 2*time.Minute, "give up reading after this long")
@@ -34,14 +34,14 @@ func main() {
 func run(conn verify.Conn, product, accepted string, unsettled bool, jsonOut string, timeout time.Duration) int {
 	opts := verify.Options{ProductID: product, AllowUnsettled: unsettled}
 	if accepted != "" {
-		p, ids, err := verify.ReadAccepted(accepted)
+		a, err := verify.ReadAnswers(accepted)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "verify:", err)
 			return 2
 		}
-		opts.Accepted = ids
+		opts.Accepted, opts.Paid = a.Accepted, a.Paid
 		if opts.ProductID == "" {
-			opts.ProductID = p
+			opts.ProductID = a.ProductID
 		}
 	}
 	if opts.ProductID == "" {
