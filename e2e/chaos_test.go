@@ -318,8 +318,12 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 	eventually(t, 90*time.Second, "databases consistent", func() error { return checkState(ctx, r.s, want) })
 	// The load tool's verifier holds the same stores to its own list of
 	// invariants (written independently of checkState).
+	paid := make([]string, 0, len(r.paid))
+	for id := range r.paid {
+		paid = append(paid, id)
+	}
 	res, err := verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
-		Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: ids})
+		Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: ids, Paid: paid})
 	if err != nil {
 		t.Fatalf("loadtest verifier: %v", err)
 	}
