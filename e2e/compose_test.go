@@ -903,8 +903,11 @@ func TestComposeServices(t *testing.T) {
 				t.Errorf("ports = %q, want %q", published, want)
 			}
 
-			if s.HealthCheck == nil || !slices.Equal([]string(s.HealthCheck.Test), []string{"CMD", imageBinary, "-healthcheck"}) {
-				t.Errorf("healthcheck = %+v, want test [CMD %s -healthcheck] (distroless has no curl)", s.HealthCheck, imageBinary)
+			// Readiness (database, Redis, broker, consumers), not mere liveness:
+			// compose gates depends_on on "healthy", and Docker restarts no
+			// container for being unhealthy. distroless has no curl.
+			if s.HealthCheck == nil || !slices.Equal([]string(s.HealthCheck.Test), []string{"CMD", imageBinary, "-readycheck"}) {
+				t.Errorf("healthcheck = %+v, want test [CMD %s -readycheck]", s.HealthCheck, imageBinary)
 			}
 
 			// client-go rejects hostnames: every name server is an IP literal,
