@@ -37,11 +37,11 @@ type nopRelay struct{}
 
 func (nopRelay) Notify() {}
 
-func testLog(t *testing.T) *slog.Logger {
+func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	gdb := testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS)
 	rdb := testenv.Redis(t)
@@ -69,13 +69,13 @@ func (e *env) order(i int, in time.Duration) events.OrderCreated {
 
 // reserve writes order i's reservation the way the intake script does
 // (deadline in from now) and returns its created event.
-func (e *env) reserve(t *testing.T, i int, in time.Duration) events.OrderCreated {
+func (e *env) reserve(t testing.TB, i int, in time.Duration) events.OrderCreated {
 	t.Helper()
 	return e.reserveAt(t, i, time.Now().UTC().Add(in))
 }
 
 // reserveAt writes order i's reservation with the given deadline.
-func (e *env) reserveAt(t *testing.T, i int, deadline time.Time) events.OrderCreated {
+func (e *env) reserveAt(t testing.TB, i int, deadline time.Time) events.OrderCreated {
 	t.Helper()
 	ev := e.order(i, 0)
 	ev.PayDeadline = deadline.UTC().Truncate(time.Millisecond)

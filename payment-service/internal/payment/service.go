@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"seckill/pkg/events"
+	"seckill/pkg/gather"
 )
 
 // ErrUnavailable: neither the payment row nor the reservation could be read
@@ -31,11 +33,23 @@ func (rs *Reservations) Get(ctx context.Context, orderID string) (r events.Reser
 	return r, found, err
 }
 
-// Seeds returns the payment rows of the orders whose reservation Redis has
-// (one pipelined round trip).
+// Read returns the reservations Redis has of orderIDs, by order ID (one
+// pipelined round trip).
+func (rs *Reservations) Read(ctx context.Context, orderIDs []string) (map[string]events.Reservation, error) {
+	out := make(map[string]events.Reservation, len(orderIDs))
+	_, err := rs.each(ctx, orderIDs, func(r events.Reservation) { out[r.OrderID] = r })
+	return out, err
+}
+
+// Seeds returns the payment rows of the orders whose reservation Redis has.
 func (rs *Reservations) Seeds(ctx context.Context, orderIDs []string) ([]Payment, error) {
-	var seeds []Payment
-	_, err := rs.each(ctx, orderIDs, func(r events.Reservation) { seeds = append(seeds, seed(r.Created())) })
+	got, err := rs.Read(ctx, orderIDs)
+	seeds := make([]Payment, 0, len(got))
+	for _, id := range orderIDs {
+		if r, ok := got[id]; ok {
+			seeds = append(seeds, seed(r.Created()))
+		}
+	}
 	return seeds, err
 }
 
@@ -68,12 +82,25 @@ type Service struct {
 	reservations *Reservations
 	log          *slog.Logger
 	metrics      *Metrics
+	pays         *gather.Group[*payCall]
 }
+
+// payCall is one pay request in a group of concurrent ones.
+type payCall struct {
+	orderID string
+	p       Payment
+	err     error
+}
+
+// maxPayGroup bounds the pays decided in one transaction.
+const maxPayGroup = 64
 
 // NewService returns a Service deciding through store and reading the
 // intake's reservations.
 func NewService(store *Store, reservations *Reservations, log *slog.Logger, metrics *Metrics) *Service {
-	return &Service{store: store, reservations: reservations, log: log, metrics: metrics}
+	s := &Service{store: store, reservations: reservations, log: log, metrics: metrics}
+	s.pays = gather.New(maxPayGroup, 0, s.payGroup)
+	return s
 }
 
 // Get returns the payment of orderID: its row, or, before any row exists, a
@@ -102,34 +129,73 @@ func (s *Service) Get(ctx context.Context, orderID string) (Payment, error) {
 // and the pay refused (ErrClosed), as it is when inventory refused the order.
 // The order is payable from its 202 on: a missing row is made from the
 // reservation. ErrNotFound when the order was never accepted.
+//
+// Pays that arrive while others are being decided are decided together: one
+// Redis pipeline for their reservations and one Store.update (a handful of
+// statements) for all of them, as a batch of consumed events is: at the peak
+// of a sale thousands of buyers pay within seconds.
 func (s *Service) Pay(ctx context.Context, orderID string) (Payment, error) {
-	r, found, rerr := s.reservations.Get(ctx, orderID)
-	var seeds []Payment
-	if found {
-		seeds = []Payment{seed(r.Created())}
-	}
-	outs, err := s.store.update(ctx, nil, seeds, []string{orderID}, payNow)
-	if err != nil {
+	c := &payCall{orderID: orderID}
+	if err := s.pays.Do(ctx, c); err != nil {
 		return Payment{}, fmt.Errorf("pay %s: %w", orderID, err)
 	}
-	o := outs[orderID]
-	log := s.log.With("order_id", orderID)
-	switch {
-	case o.noRow && rerr != nil:
-		return Payment{}, rerr
-	case o.noRow:
-		return Payment{}, fmt.Errorf("order %s: %w", orderID, ErrNotFound)
+	return c.p, c.err
+}
+
+// payGroup decides the pays of calls in one update; should that fail, each
+// is decided alone (one failing row must not fail the others).
+func (s *Service) payGroup(ctx context.Context, calls []*payCall) {
+	ids := make([]string, 0, len(calls))
+	for _, c := range calls {
+		ids = append(ids, c.orderID)
 	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	rs, rerr := s.reservations.Read(ctx, ids)
+	var seeds []Payment
+	for _, r := range rs {
+		seeds = append(seeds, seed(r.Created()))
+	}
+	outs, err := s.store.update(ctx, nil, seeds, ids, payNow)
+	if err != nil && len(calls) > 1 {
+		for _, c := range calls {
+			s.payGroup(ctx, []*payCall{c})
+		}
+		return
+	}
+	decided := make(map[string]bool, len(ids))
+	for _, c := range calls {
+		o, ok := outs[c.orderID]
+		switch {
+		case err != nil:
+			c.err = fmt.Errorf("pay %s: %w", c.orderID, err)
+		case !ok || o.noRow && rerr != nil:
+			c.err = rerr
+		case o.noRow:
+			c.err = fmt.Errorf("order %s: %w", c.orderID, ErrNotFound)
+		default:
+			c.p, c.err = o.Payment, o.change.err
+			if !decided[c.orderID] { // the same order twice in a group: one decision
+				decided[c.orderID] = true
+				_, fromReservation := rs[c.orderID]
+				s.record(ctx, o, fromReservation)
+			}
+		}
+	}
+}
+
+// record counts and logs one pay decision.
+func (s *Service) record(ctx context.Context, o outcome, fromReservation bool) {
 	if o.result != "" {
 		s.metrics.count(o.result)
 	}
+	log := s.log.With("order_id", o.OrderID)
 	switch o.result {
 	case resultPaid:
 		// Payable since the 202 when the reservation served it; else since
 		// a created or timeout event brought the order here.
 		since := o.CreatedAt
-		if found {
-			since = r.CreatedAt
+		if fromReservation && o.AcceptedAt != nil {
+			since = *o.AcceptedAt
 		}
 		if o.AcceptedAt != nil {
 			s.metrics.payable.Observe(max(0, since.Sub(*o.AcceptedAt).Seconds()))
@@ -140,7 +206,6 @@ func (s *Service) Pay(ctx context.Context, orderID string) (Payment, error) {
 	case resultRejected:
 		log.InfoContext(ctx, "pay refused: order closed", "status", o.Status)
 	}
-	return o.Payment, o.err
 }
 
 // Sweeper expires pending payments whose deadline passed more than grace

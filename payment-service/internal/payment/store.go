@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -104,10 +105,13 @@ func (s *Store) update(ctx context.Context, claim []string, seeds []Payment, ids
 		}
 		found := make(map[string]bool, len(rows))
 		var out []mq.Outgoing
+		moves := map[[2]Status][]string{} // from, to -> order IDs
+		var now time.Time
 		for _, r := range rows {
 			p := r.Payment
+			now = r.DBNow.UTC() // one statement: one clock for every row
 			found[p.OrderID] = true
-			ch := decide(p, r.DBNow.UTC())
+			ch := decide(p, now)
 			o := outcome{Payment: p, change: ch}
 			// A seed's created_at is this call's clock to the microsecond:
 			// a row carrying it was inserted here.
@@ -115,12 +119,18 @@ func (s *Store) update(ctx context.Context, claim []string, seeds []Payment, ids
 				o.inserted = true
 			}
 			if ch.to != "" && ch.to != p.Status {
-				if err := transition(tx, &o.Payment, ch.to, r.DBNow.UTC()); err != nil {
-					return err
+				k := [2]Status{p.Status, ch.to}
+				moves[k] = append(moves[k], p.OrderID)
+				o.Status, o.UpdatedAt = ch.to, now
+				if ch.to == StatusPaid {
+					o.PaidAt = &now
 				}
 			}
 			out = append(out, ch.out...)
 			outs[p.OrderID] = o
+		}
+		if err := transition(tx, moves, now); err != nil {
+			return err
 		}
 		for _, id := range ids {
 			if !found[id] {
@@ -139,22 +149,27 @@ func (s *Store) update(ctx context.Context, claim []string, seeds []Payment, ids
 	return outs, nil
 }
 
-// transition moves the locked payment p to status to.
-func transition(tx *gorm.DB, p *Payment, to Status, now time.Time) error {
-	set := map[string]any{"status": to, "updated_at": now}
-	if to == StatusPaid {
-		set["paid_at"] = now
-		p.PaidAt = &now
+// transition makes the moves (from, to -> order IDs) of locked payments:
+// one UPDATE per kind of move, however many payments it holds.
+func transition(tx *gorm.DB, moves map[[2]Status][]string, now time.Time) error {
+	keys := slices.SortedFunc(maps.Keys(moves), func(a, b [2]Status) int {
+		return cmp.Compare(string(a[0]+a[1]), string(b[0]+b[1]))
+	})
+	for _, k := range keys {
+		from, to, ids := k[0], k[1], moves[k]
+		set := map[string]any{"status": to, "updated_at": now}
+		if to == StatusPaid {
+			set["paid_at"] = now
+		}
+		res := tx.Model(&Payment{}).Where("order_id IN ? AND status = ?", ids, from).Updates(set)
+		if res.Error != nil {
+			return fmt.Errorf("%d payments %s -> %s: %w", len(ids), from, to, res.Error)
+		}
+		if res.RowsAffected != int64(len(ids)) {
+			// Cannot happen under the row locks; never report a change not made.
+			return fmt.Errorf("%d payments %s -> %s: %d rows changed", len(ids), from, to, res.RowsAffected)
+		}
 	}
-	res := tx.Model(&Payment{}).Where("order_id = ? AND status = ?", p.OrderID, p.Status).Updates(set)
-	if res.Error != nil {
-		return fmt.Errorf("payment %s %s -> %s: %w", p.OrderID, p.Status, to, res.Error)
-	}
-	if res.RowsAffected != 1 {
-		// Cannot happen under the row lock; never report a change not made.
-		return fmt.Errorf("payment %s %s -> %s: %d rows changed", p.OrderID, p.Status, to, res.RowsAffected)
-	}
-	p.Status, p.UpdatedAt = to, now
 	return nil
 }
 
