@@ -317,7 +317,10 @@ func TestPayWindowInventoryRefusal(t *testing.T) {
 	}
 	const offered, covered = 40, 30
 	bin := stack.Build(t)
-	s := stack.Start(t, bin, stack.Options{PayTimeoutLevel: 3, ConsumeRate: 200})
+	// GID-inventory at 5 msg/s: every buyer has paid (at once) before
+	// inventory decides, so each refusal refunds a payment answered 200.
+	s := stack.Start(t, bin, stack.Options{PayTimeoutLevel: 3, ConsumeRate: 200,
+		ServiceEnv: map[string][]string{"inventory": {"CONSUME_RATE=5"}}})
 	product := fmt.Sprintf("refuse-%d", time.Now().UnixNano())
 	putSale(t, s, product, offered)
 	if _, err := s.Inventory.DB.ExecContext(t.Context(), "UPDATE products SET stock = ? WHERE product_id = ?", covered, product); err != nil {

@@ -1,6 +1,7 @@
 package payment_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -72,6 +73,28 @@ func (e *env) order(i int, in time.Duration) events.OrderCreated {
 func (e *env) reserve(t testing.TB, i int, in time.Duration) events.OrderCreated {
 	t.Helper()
 	return e.reserveAt(t, i, time.Now().UTC().Add(in))
+}
+
+// reserveMany writes the reservations of orders 0..len(deadlines)-1 in one
+// pipeline, order i with deadlines[i].
+func (e *env) reserveMany(t testing.TB, deadlines []time.Time) []events.OrderCreated {
+	t.Helper()
+	evs := make([]events.OrderCreated, len(deadlines))
+	pipe := e.rdb.Pipeline()
+	keys := make([]string, len(deadlines))
+	for i, d := range deadlines {
+		ev := e.order(i, 0)
+		ev.PayDeadline = d.UTC().Truncate(time.Millisecond)
+		evs[i], keys[i] = ev, events.OrderKey(ev.OrderID)
+		pipe.HSet(t.Context(), keys[i], "order_id", ev.OrderID, "user_id", ev.UserID, "product_id", ev.ProductID,
+			"quantity", ev.Quantity, "amount_cents", ev.AmountCents, "created_at", ev.CreatedAt.UnixMilli(),
+			"pay_deadline", ev.PayDeadline.UnixMilli())
+	}
+	if _, err := pipe.Exec(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.rdb.Del(context.Background(), keys...) })
+	return evs
 }
 
 // reserveAt writes order i's reservation with the given deadline.

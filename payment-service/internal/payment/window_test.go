@@ -176,12 +176,13 @@ func TestDeadlineRace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const n = 200
-	evs := make([]events.OrderCreated, n)
-	start := time.Now().Add(3 * time.Second)
-	for i := range n {
+	start := time.Now().Add(time.Second)
+	deadlines := make([]time.Time, n)
+	for i := range deadlines {
 		// Deadlines spread over ±2 s around the moment the race starts.
-		evs[i] = e.reserveAt(t, i, start.Add(time.Duration(i%100-50)*40*time.Millisecond))
+		deadlines[i] = start.Add(time.Duration(i%100-50) * 40 * time.Millisecond)
 	}
+	evs := e.reserveMany(t, deadlines)
 	time.Sleep(time.Until(start))
 	payErrs := make([]error, n)
 	var wg sync.WaitGroup
