@@ -14,7 +14,8 @@ package testbroker
 //   - messages found → 0 with up to maxMsgNums matches (and at most ~4 MiB),
 //     nextBeginOffset past the last scanned message; scanned but none
 //     matched → 20 PULL_RETRY_IMMEDIATELY past the scanned range (at most
-//     800 scanned per pull).
+//     800 scanned per pull). Messages past the cache are read from the
+//     data dir's segments (store.go); a failed read answers 1.
 //   - nothing new and sysFlag&2 → held until an append to that queue
 //     answers it (the appending request sends that answer right after its
 //     log write, pullWaiter), the suspend timeout (capped by

@@ -12,6 +12,10 @@ package testbroker
 // (32 upper-hex: storeHost ip ‖ port ‖ commitLogOffset; comma-joined for a
 // batch), queueId and queueOffset (the first one for a batch).
 //
+// Without a data dir, a send to a queue full of messages a group has not
+// consumed answers 14 SERVICE_NOT_AVAILABLE (store.go); delayed and
+// transaction-half messages are not refused (they go to system topics).
+//
 // Special cases, in order (Java SendMessageProcessor):
 //   - topic %RETRY%<g> (client-go's fallback when CONSUMER_SEND_MSG_BACK
 //     fails): header reconsumeTimes > maxReconsumeTimes reroutes to
