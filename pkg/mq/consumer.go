@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +34,18 @@ const PoisonRetries = 3
 
 // Message is a consumed message.
 type Message struct {
-	ID, OffsetID   string // ID is the producer's unique ID (the offset ID for batch members)
+	// ID is the message ID the producer set (the UNIQ_KEY property):
+	// Producer gives every message it sends one that is unique by
+	// construction (msgid.go), kept when the message comes back through
+	// %RETRY%<group>, so deduplicate on it. A message sent by another client
+	// without one (client-go's batch members) gets OffsetID@StoreTimestamp:
+	// the offset ID alone repeats when a broker's store starts again at the
+	// same address; with the store time it does not, unless the broker's
+	// clock went back.
+	ID string
+	// OffsetID is the broker's ID of this stored copy (broker address ‖
+	// commit-log offset), for logs and broker tools; never deduplicate on it.
+	OffsetID       string
 	Topic, Tag     string
 	Keys           string // space-separated, as stored by the broker
 	Body           []byte
@@ -354,6 +366,7 @@ func (c *Consumer) handle(me *primitive.MessageExt) (d decision, transient bool)
 	c.m.consumedInc(c.sub.Group, msg.Topic, result)
 	attrs := []slog.Attr{
 		slog.String("msg_id", msg.ID),
+		slog.String("offset_msg_id", msg.OffsetID),
 		slog.String("topic", msg.Topic),
 		slog.String("tag", msg.Tag),
 		slog.String("keys", msg.Keys),
@@ -394,7 +407,7 @@ func (c *Consumer) call(msg Message) (err error) {
 
 func toMessage(me *primitive.MessageExt) Message {
 	m := Message{
-		ID:             me.MsgId,
+		ID:             me.GetProperty(propUniqKey),
 		OffsetID:       me.OffsetMsgId,
 		Topic:          me.Topic,
 		Tag:            me.GetTags(),
@@ -405,7 +418,7 @@ func toMessage(me *primitive.MessageExt) Message {
 		BornAt:         time.UnixMilli(me.BornTimestamp),
 	}
 	if m.ID == "" {
-		m.ID = m.OffsetID
+		m.ID = m.OffsetID + "@" + strconv.FormatInt(me.StoreTimestamp, 10)
 	}
 	if me.Queue != nil {
 		m.QueueID = me.Queue.QueueId

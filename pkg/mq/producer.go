@@ -73,8 +73,12 @@ func NewProducer(ctx context.Context, cfg Config, group string, log *slog.Logger
 	return &Producer{p: p, sel: sel, group: group, log: log, m: m}, nil
 }
 
+// message builds the client-go message with a new producer-controlled
+// message ID (msgid.go): client-go's own retries of this send reuse it, so a
+// message stored twice after a lost acknowledgement has one ID.
 func (o Outgoing) message() *primitive.Message {
 	msg := primitive.NewMessage(o.Topic, o.Body)
+	msg.WithProperty(propUniqKey, uniqIDs.next())
 	if o.Tag != "" {
 		msg.WithTag(o.Tag)
 	}

@@ -58,19 +58,23 @@ func (s *Server) deleteTopicLocked(name string) {
 		return
 	}
 	for _, q := range t.queues {
-		for _, m := range q.msgs {
-			delete(s.byCommitLog, m.commitLogOffset)
-		}
+		s.dropLocked(q, len(q.idx))
 		q.deleted = true
 		s.wakeLocked(q) // held pulls see deleted and answer 17
 	}
 	delete(s.topics, name)
-	s.logTopicDeleteLocked(name)
+	// Segments may keep its messages a while (shared with other queues):
+	// a restart must not bring them back.
+	if s.persist != nil {
+		s.tombstones[name] = s.nextCommitLog
+	}
+	s.logTopicDeleteLocked(name, s.nextCommitLog)
 	for k := range s.offsets {
 		if k.topic == name {
 			delete(s.offsets, k)
 		}
 	}
+	s.floorGen++
 }
 
 func (s *Server) handleTopicList(c *conn, req *command) *command {

@@ -1,29 +1,29 @@
 package testbroker
 
-// Behavior: compaction of the data-dir log (persist.go).
+// Behavior: compaction of broker.log (persist.go).
 //
-// The log is rewritten to the live state: the retained messages, pending
-// delayed messages and open transactions that retention already dropped
-// from their queue, committed offsets, topic configs and the next
-// commit-log offset. That happens at start (replay, then rewrite) and,
-// while running, whenever the log has reached Options.LogCompactMinBytes
-// and doubled since the last rewrite (Redis's AOF rewrite rule), so the
-// file stays within about twice what retention keeps, however long the
-// broker runs.
+// broker.log is rewritten to the live state: topic configs, the tombstones
+// of deleted topics whose older messages a segment may still hold, the next
+// commit-log offset, the delayed messages and transactions still pending
+// (their messages are in the segments: segment.go), and committed offsets.
+// That happens at start (replay, then rewrite) and, while running, whenever
+// the log has reached Options.LogCompactMinBytes and doubled since the last
+// rewrite (Redis's AOF rewrite rule), so the file stays within about twice
+// the live state, however long the broker runs. Messages are not in it: the
+// segments bound themselves (segment.go).
 //
 // A rewrite while running does not stop the broker: under Server.mu it only
-// copies the queues' message slices and the small maps and notes the log
-// offset where later records start. A background goroutine writes that
-// snapshot to broker.log.tmp, appends the records the broker logged
-// meanwhile (copied from the old file), fsyncs, and then, holding only the
-// persister's lock (flushes wait; handlers keep running), copies the last
-// records and renames the new file over the old one. Until the rename the
-// old log is complete and is what a restart replays (broker.log.tmp is
-// ignored and overwritten); after it the new log holds every record that had
-// been written, and records buffered meanwhile go to the new file. So a
-// process killed at any point keeps every acknowledged message and
-// committed offset. A failed rewrite is logged and retried once the log has
-// doubled again.
+// copies the small maps and notes the log offset where later records start.
+// A background goroutine writes that snapshot to broker.log.tmp, appends
+// the records the broker logged meanwhile (copied from the old file),
+// fsyncs, and then, holding only the persister's lock (flushes wait;
+// handlers keep running), copies the last records and renames the new file
+// over the old one. Until the rename the old log is complete and is what a
+// restart replays (broker.log.tmp is ignored and overwritten); after it the
+// new log holds every record that had been written, and records buffered
+// meanwhile go to the new file. So a process killed at any point keeps
+// every acknowledged message and committed offset. A failed rewrite is
+// logged and retried once the log has doubled again.
 
 import (
 	"bufio"
@@ -36,14 +36,13 @@ import (
 	"time"
 )
 
-// logSnapshot is the live state to rewrite, captured under Server.mu. The
-// messages are immutable once stored, so writing it needs no lock.
+// logSnapshot is the live state to rewrite, captured under Server.mu.
 type logSnapshot struct {
 	nextCommitLog int64
 	topics        []topicRecord
-	queues        [][]*message       // each queue's retained messages
-	due           map[*message]int64 // pending delayed messages → due unix ms
-	detached      []*message         // pending messages retention dropped
+	tombstones    map[string]int64
+	pendingDelay  []int64 // commit-log offsets of scheduled messages not yet delivered
+	pendingHalf   []int64 // commit-log offsets of open transactions
 	offsets       map[offsetKey]int64
 }
 
@@ -52,31 +51,33 @@ type topicRecord struct {
 	read, write, perm int
 }
 
-// snapshotLocked captures the state a fresh log must hold.
+// snapshotLocked captures the state a fresh log must hold. Tombstones below
+// the first segment are left out: no message they hide is left.
 func (s *Server) snapshotLocked() *logSnapshot {
 	snap := &logSnapshot{
 		nextCommitLog: s.nextCommitLog,
-		due:           make(map[*message]int64, len(s.delayed)),
+		tombstones:    make(map[string]int64, len(s.tombstones)),
 		offsets:       make(map[offsetKey]int64, len(s.offsets)),
+	}
+	oldest := s.nextCommitLog
+	if len(s.segs) > 0 {
+		oldest = s.segs[0].start
+	}
+	for name, below := range s.tombstones {
+		if below > oldest {
+			snap.tombstones[name] = below
+		} else {
+			delete(s.tombstones, name)
+		}
 	}
 	for _, t := range s.topics {
 		snap.topics = append(snap.topics, topicRecord{name: t.name, read: t.readQueues, write: t.writeQueues, perm: t.perm})
-		for _, q := range t.queues {
-			if len(q.msgs) > 0 {
-				snap.queues = append(snap.queues, append([]*message(nil), q.msgs...))
-			}
-		}
 	}
 	for _, d := range s.delayed {
-		snap.due[d.msg] = d.due.UnixMilli()
-		if !s.inQueueLocked(d.msg) {
-			snap.detached = append(snap.detached, d.msg)
-		}
+		snap.pendingDelay = append(snap.pendingDelay, d.msg.commitLogOffset)
 	}
-	for _, h := range s.halves {
-		if !s.inQueueLocked(h.msg) {
-			snap.detached = append(snap.detached, h.msg)
-		}
+	for clo := range s.halves {
+		snap.pendingHalf = append(snap.pendingHalf, clo)
 	}
 	for k, off := range s.offsets {
 		snap.offsets[k] = off
@@ -84,50 +85,46 @@ func (s *Server) snapshotLocked() *logSnapshot {
 	return snap
 }
 
-// inQueueLocked reports whether m is still retained in its queue.
-func (s *Server) inQueueLocked(m *message) bool {
-	t := s.topics[m.topic]
-	return t != nil && int(m.queueID) < len(t.queues) && t.queues[m.queueID].at(m.queueOffset) == m
-}
-
 // writeTo writes the log magic and the snapshot's records to w. stop is
-// checked between records; when it reports true the write is abandoned.
+// checked between writes; when it reports true the write is abandoned.
 func (snap *logSnapshot) writeTo(w io.Writer, stop func() bool) (int64, error) {
-	p := &persister{}
+	var b []byte
 	var written int64
 	put := func(force bool) error {
-		if len(p.buf) < 1<<20 && !force {
+		if len(b) < 1<<20 && !force {
 			return nil
 		}
-		n, err := w.Write(p.buf)
+		n, err := w.Write(b)
 		written += int64(n)
-		p.buf = p.buf[:0]
+		b = b[:0]
 		if err == nil && stop != nil && stop() {
 			err = errCompactionStopped
 		}
 		return err
 	}
-	p.buf = append(p.buf, logMagic...)
-	p.record(recNextCommitLog, func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, uint64(snap.nextCommitLog)) })
+	u64 := func(v int64) func([]byte) []byte {
+		return func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) }
+	}
+	b = append(b, logMagic...)
+	b = appendRecord(b, recNextCommitLog, u64(snap.nextCommitLog))
+	for name, below := range snap.tombstones {
+		b = appendRecord(b, recTombstone, func(b []byte) []byte { return appendTombstone(b, name, below) })
+	}
 	for _, t := range snap.topics {
-		p.record(recTopic, func(b []byte) []byte { return appendTopicRecord(b, t.name, t.read, t.write, t.perm) })
+		b = appendRecord(b, recTopic, func(b []byte) []byte { return appendTopicRecord(b, t.name, t.read, t.write, t.perm) })
 	}
-	for _, msgs := range snap.queues {
-		for _, m := range msgs {
-			p.record(recMessage, func(b []byte) []byte { return appendMessageRecord(b, m, 0, snap.due[m]) })
-			if err := put(false); err != nil {
-				return written, err
-			}
-		}
+	b = appendRecord(b, recWatermark, u64(snap.nextCommitLog))
+	for _, clo := range snap.pendingDelay {
+		b = appendRecord(b, recPendingDelay, u64(clo))
 	}
-	for _, m := range snap.detached {
-		p.record(recMessage, func(b []byte) []byte { return appendMessageRecord(b, m, msgDetached, snap.due[m]) })
+	for _, clo := range snap.pendingHalf {
+		b = appendRecord(b, recPendingHalf, u64(clo))
+	}
+	for k, off := range snap.offsets {
+		b = appendRecord(b, recOffset, func(b []byte) []byte { return appendOffsetRecord(b, k, off) })
 		if err := put(false); err != nil {
 			return written, err
 		}
-	}
-	for k, off := range snap.offsets {
-		p.record(recOffset, func(b []byte) []byte { return appendOffsetRecord(b, k, off) })
 	}
 	return written, put(true)
 }

@@ -141,6 +141,62 @@ func TestBatchSend(t *testing.T) {
 	}
 }
 
+// TestBatchMembersKeepProducerKeys: client-go gives batch members no
+// UNIQ_KEY, so their msgId is the broker's offset ID; a producer that sets
+// UNIQ_KEY on each member gets it back as the msgId, on first delivery and
+// after a retry through %RETRY% (what pkg/mq relies on: its message IDs).
+func TestBatchMembersKeepProducerKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topicName, group := unique(t, "T"), unique(t, "G")
+	e.createTopic(t, topicName, 1)
+	s := &sink{}
+	c := e.newConsumer(t, group)
+	err := c.Subscribe(topicName, consumer.MessageSelector{}, func(ctx context.Context, ms ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		s.add(ms...)
+		for _, m := range ms {
+			if m.ReconsumeTimes == 0 && string(m.Body) == "k0" {
+				return consumer.ConsumeRetryLater, nil
+			}
+		}
+		return consumer.ConsumeSuccess, nil
+	})
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { shutdownClient(c) })
+	p := e.producer(t)
+	keys := map[string]string{}
+	var batch []*primitive.Message
+	for i := range 3 {
+		body := fmt.Sprintf("k%d", i)
+		m := primitive.NewMessage(topicName, []byte(body))
+		keys[body] = fmt.Sprintf("%032X", time.Now().UnixNano()+int64(i))
+		m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, keys[body])
+		batch = append(batch, m)
+	}
+	unkeyed := primitive.NewMessage(topicName, []byte("unkeyed"))
+	if res, err := p.SendSync(context.Background(), append(batch, unkeyed)...); err != nil || res.Status != primitive.SendOK {
+		t.Fatalf("batch SendSync = %v, %v", res, err)
+	}
+	waitFor(t, waitLong, "4 messages and the redelivery of k0", func() bool { return s.len() >= 5 })
+	for _, m := range s.all() {
+		body := string(m.Body)
+		if body == "unkeyed" {
+			if m.MsgId != m.OffsetMsgId {
+				t.Errorf("member without UNIQ_KEY: MsgId %s, want its offset ID %s", m.MsgId, m.OffsetMsgId)
+			}
+			continue
+		}
+		if m.MsgId != keys[body] {
+			t.Errorf("%s (reconsume %d): MsgId %s, want the producer's key %s", body, m.ReconsumeTimes, m.MsgId, keys[body])
+		}
+	}
+}
+
 // TestDelayInBatchIgnored: real 4.9.4 delivers batch members at once even
 // with a delay level (the DELAY property stays on them).
 func TestDelayInBatchIgnored(t *testing.T) {

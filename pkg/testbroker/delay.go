@@ -11,8 +11,9 @@ package testbroker
 // new queueOffset and commitLogOffset and every property (UNIQ_KEY, DELAY,
 // REAL_TOPIC, REAL_QID) kept, as 4.9.4 delivers it; TIMER_DELIVER_MS (a 5.x
 // feature that 4.9.4 ignores) is honoured and then removed. Pending
-// deliveries are in s.delayed (a min-heap by due time) and survive the
-// schedule queue's retention bound.
+// deliveries are in s.delayed (a min-heap by due time, in memory) and survive
+// the schedule queue's retention bound (with a data dir their segment is
+// kept until delivery, for a restart).
 
 import (
 	"container/heap"
@@ -80,6 +81,7 @@ func (h *delayHeap) Pop() any {
 
 func (s *Server) scheduleLocked(m *message, due time.Time) {
 	heap.Push(&s.delayed, delayed{due: due, msg: m})
+	s.refLocked(m.commitLogOffset) // its record must outlive retention until delivered
 	select {
 	case s.delayWake <- struct{}{}:
 	default:
@@ -98,6 +100,7 @@ func (s *Server) delayLoop() {
 			d := heap.Pop(&s.delayed).(delayed)
 			s.deliverDelayedLocked(d.msg)
 			s.logDoneLocked(recDelayDone, d.msg.commitLogOffset)
+			s.unrefLocked(d.msg.commitLogOffset)
 		}
 		wait := time.Hour
 		if s.delayed.Len() > 0 {

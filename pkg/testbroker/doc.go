@@ -21,16 +21,25 @@
 // (faults.go): DuplicateDelivery, DropOffsetCommits, Pause/Resume, Latency,
 // RefuseSends.
 //
-// Storage is in memory with a per-queue retention bound
-// (Options.RetainPerQueue); Options.DataDir adds an append-only log that a
-// restart replays (persist.go). The log is rewritten to the retained state
-// at start and in the background whenever it has doubled since the last
-// rewrite (compact.go, Options.LogCompactMinBytes), so disk stays bounded
-// by retention like memory, and a process killed at any point, mid-rewrite
-// included, keeps every acknowledged message and committed offset.
+// Storage (store.go): every queue is an index of its messages and a cache
+// of their encodings. Retention (Options.RetainPerQueue,
+// RetainBytesPerQueue) drops only what every subscribed group has
+// consumed; a group gone for Options.GroupRetention stops counting. In
+// memory (the default) every encoding is cached and a queue full of
+// messages a group still needs refuses sends (14 SERVICE_NOT_AVAILABLE).
+// Options.DataDir keeps the messages in commit-log segment files
+// (segment.go) and the rest in an append-only log (persist.go) that a
+// restart replays, with only the index and the newest messages of each
+// queue in memory, so a backlog of millions of messages costs disk, not
+// RAM. The log is rewritten to the live state at start and in the
+// background whenever it has doubled since the last rewrite (compact.go,
+// Options.LogCompactMinBytes); segments go once nothing in them is needed;
+// a process killed at any point, mid-rewrite included, keeps every
+// acknowledged message and committed offset.
 //
-// All state is guarded by one mutex (held only for in-memory work; profiles
-// show no contention on it). Requests that never wait run on their
+// All state is guarded by one mutex (held for in-memory work and, with a
+// data dir, for reading messages past the cache from the segments, adjacent
+// records with one read; profiles show no contention on it). Requests that never wait run on their
 // connection's reader goroutine and are answered right away; a pull with
 // nothing to return is held without blocking the connection, and the append
 // that satisfies it builds its answer and sends it after its own response,

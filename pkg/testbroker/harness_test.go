@@ -70,13 +70,22 @@ type env struct {
 func realNameSrv() string { return os.Getenv("ROCKETMQ_NAMESRV") }
 
 // newEnv starts an embedded broker (DelayScale 0.01 unless opts change it)
-// or uses the real one.
+// or uses the real one. TESTBROKER_DATA_DIR=1 gives the embedded broker a
+// data dir with small segments and a one-byte cache, so the suite reads
+// every message back from the segments.
 func newEnv(t *testing.T, opts ...func(*Options)) *env {
 	t.Helper()
 	if ns := realNameSrv(); ns != "" {
 		return &env{ns: ns}
 	}
-	opts = append([]func(*Options){func(o *Options) { o.DelayScale = 0.01 }}, opts...)
+	first := func(o *Options) { o.DelayScale = 0.01 }
+	if os.Getenv("TESTBROKER_DATA_DIR") == "1" {
+		first = func(o *Options) {
+			o.DelayScale = 0.01
+			o.DataDir, o.SegmentBytes, o.CacheBytesPerQueue = t.TempDir(), 4096, 1
+		}
+	}
+	opts = append([]func(*Options){first}, opts...)
 	srv := Start(t, opts...)
 	return &env{ns: srv.NameSrvAddr(), srv: srv}
 }

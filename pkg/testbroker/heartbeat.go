@@ -88,12 +88,13 @@ func (s *Server) handleHeartbeat(c *conn, req *command) *command {
 		for _, sd := range cd.Subscriptions {
 			sub := &subscript{expr: sd.SubString}
 			if sd.ExpType == "" || sd.ExpType == "TAG" {
-				sub.filter = parseTagFilter(sd.SubString)
+				sub.filter = s.tagFilterLocked(sd.SubString)
 			}
 			m.subs[sd.Topic] = sub
 		}
 		old, existed := g.members[hb.ClientID]
 		g.members[hb.ClientID] = m
+		s.touchGroupLocked(cd.GroupName) // its subscriptions may have changed: floors again
 		if !existed || old.conn != c {
 			// The joining client rebalances right after its heartbeat
 			// (push consumer Start); notifying it too only adds a concurrent
@@ -108,6 +109,7 @@ func (s *Server) handleHeartbeat(c *conn, req *command) *command {
 	for name, g := range s.groups {
 		if m, ok := g.members[hb.ClientID]; ok && !listed[name] && m.conn == c {
 			delete(g.members, hb.ClientID)
+			s.touchGroupLocked(name)
 			notify = append(notify, s.notificationLocked(g, nil))
 		}
 	}
@@ -124,6 +126,7 @@ func (s *Server) handleUnregister(c *conn, req *command) *command {
 	if g := s.groups[group]; g != nil {
 		if _, ok := g.members[id]; ok {
 			delete(g.members, id)
+			s.touchGroupLocked(group)
 			s.releaseLocksLocked(group, id)
 			notify = append(notify, s.notificationLocked(g, nil))
 		}
@@ -170,6 +173,7 @@ func (s *Server) removeClientLocked(c *conn, clientID string) []notification {
 	for name, g := range s.groups {
 		if m, ok := g.members[clientID]; ok && m.conn == c {
 			delete(g.members, clientID)
+			s.touchGroupLocked(name)
 			s.releaseLocksLocked(name, clientID)
 			notify = append(notify, s.notificationLocked(g, nil))
 		}
@@ -190,6 +194,17 @@ func (s *Server) subscriptionLocked(group, topicName string) tagFilter {
 		}
 	}
 	return nil
+}
+
+// subscribesClustering reports whether a live clustering member of g
+// subscribes to topicName (its messages are then held for g: store.go).
+func (g *consumerGroup) subscribesClustering(topicName string) bool {
+	for _, m := range g.members {
+		if m.model != "BROADCASTING" && m.subs[topicName] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // notificationLocked addresses every member of g except the one on skip.

@@ -46,7 +46,17 @@ func (s *Server) Messages(topicName string) []Message {
 	}
 	var out []Message
 	for _, q := range t.queues {
-		for _, m := range q.msgs {
+		for off := q.min; off < q.max(); off++ {
+			w, err := s.wireLocked(q, off)
+			if err != nil {
+				s.log.Error("Messages: reading the data dir failed", "topic", topicName, "queue", q.id, "offset", off, "err", err)
+				continue
+			}
+			m, err := decodeStored(w)
+			if err != nil {
+				s.log.Error("Messages: a stored message does not decode", "topic", topicName, "queue", q.id, "offset", off, "err", err)
+				continue
+			}
 			out = append(out, m.export())
 		}
 	}

@@ -29,7 +29,14 @@ func (s *Server) commitOffsetLocked(group, topicName string, qid int, off int64)
 		return
 	}
 	s.offsets[k] = off
+	s.touchGroupLocked(group)
 	s.logOffsetLocked(k, off)
+	// What the group consumed may be what held the queue past its bound:
+	// drop it now rather than at the next append (a drained backlog frees
+	// its segments while the group catches up).
+	if t := s.topics[topicName]; t != nil && qid >= 0 && qid < len(t.queues) {
+		s.trimLocked(t.queues[qid], 0, 0)
+	}
 }
 
 func (s *Server) queueLocked(req *command) *queue {
@@ -98,8 +105,8 @@ func (s *Server) handleSearchOffset(c *conn, req *command) *command {
 	if q == nil {
 		return offsetResponse(req, 0)
 	}
-	i := sort.Search(len(q.msgs), func(i int) bool { return q.msgs[i].storeTimestamp >= ts })
-	if i == len(q.msgs) && i > 0 {
+	i := sort.Search(len(q.idx), func(i int) bool { return q.idx[i].storeMs >= ts })
+	if i == len(q.idx) && i > 0 {
 		i-- // 4.9.4 answers the last message's offset for a later timestamp
 	}
 	return offsetResponse(req, q.min+int64(i))

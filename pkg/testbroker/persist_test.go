@@ -72,17 +72,10 @@ func TestDataDirRestartKeepsMessagesOffsetsAndDelays(t *testing.T) {
 	want = append(want, "delayed")
 	before := srv.Messages(topicName)
 
-	// A killed process: copy the log while the broker runs (no Close, no
-	// flush beyond what each acknowledged request did) and start on the copy.
-	crashDir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(opts.DataDir, logFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(crashDir, logFileName), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	crashed, err := Run(context.Background(), Options{DataDir: crashDir})
+	// A killed process: copy the data dir while the broker runs (no Close,
+	// no flush beyond what each acknowledged request did) and start on the
+	// copy.
+	crashed, err := Run(context.Background(), Options{DataDir: copiedDataDir(t, opts.DataDir)})
 	if err != nil {
 		t.Fatalf("Run on the copied log: %v", err)
 	}

@@ -14,7 +14,8 @@ package testbroker
 //   - messages found → 0 with up to maxMsgNums matches (and at most ~4 MiB),
 //     nextBeginOffset past the last scanned message; scanned but none
 //     matched → 20 PULL_RETRY_IMMEDIATELY past the scanned range (at most
-//     800 scanned per pull).
+//     800 scanned per pull). Messages past the cache are read from the
+//     data dir's segments (store.go); a failed read answers 1.
 //   - nothing new and sysFlag&2 → held until an append to that queue
 //     answers it (the appending request sends that answer right after its
 //     log write, pullWaiter), the suspend timeout (capped by
@@ -36,31 +37,45 @@ const (
 	pullMaxBytes = 4 << 20
 )
 
-// tagFilter matches TAGS; nil matches everything.
-type tagFilter map[string]struct{}
+// tagFilter matches interned TAGS (store.go internTagLocked); nil matches
+// everything.
+type tagFilter map[uint32]struct{}
 
-func parseTagFilter(expr string) tagFilter {
+// parseTagFilter splits a tag expression; nil means everything.
+func parseTagFilter(expr string) []string {
 	expr = strings.TrimSpace(expr)
 	if expr == "" || expr == "*" {
 		return nil
 	}
-	f := tagFilter{}
+	var tags []string
 	for _, t := range strings.Split(expr, "||") {
-		if t = strings.TrimSpace(t); t != "" {
-			f[t] = struct{}{}
+		if t = strings.TrimSpace(t); t == "*" {
+			return nil
+		} else if t != "" {
+			tags = append(tags, t)
 		}
 	}
-	if _, all := f["*"]; all || len(f) == 0 {
+	return tags
+}
+
+// tagFilterLocked builds the filter of a tag expression.
+func (s *Server) tagFilterLocked(expr string) tagFilter {
+	tags := parseTagFilter(expr)
+	if tags == nil {
 		return nil
+	}
+	f := make(tagFilter, len(tags))
+	for _, t := range tags {
+		f[s.internTagLocked(t)] = struct{}{}
 	}
 	return f
 }
 
-func (f tagFilter) match(m *message) bool {
+func (f tagFilter) match(tag uint32) bool {
 	if f == nil {
 		return true
 	}
-	_, ok := f[m.props[propTags]]
+	_, ok := f[tag]
 	return ok
 }
 
@@ -109,7 +124,7 @@ func (s *Server) startPull(c *conn, req *command) (*command, func() *command) {
 	}
 	var filter tagFilter
 	if sysFlag&4 != 0 {
-		filter = parseTagFilter(req.ext("subscription"))
+		filter = s.tagFilterLocked(req.ext("subscription"))
 	} else {
 		filter = s.subscriptionLocked(group, name)
 	}
@@ -263,17 +278,17 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 	)
 	next = offset
 	for off := offset; off < q.max() && found < maxNums && scanned < pullMaxScan; off++ {
-		m := q.at(off)
-		if found > 0 && size+len(m.wire) > pullMaxBytes {
+		e := q.entryAt(off)
+		if found > 0 && size+int(e.size) > pullMaxBytes {
 			break
 		}
 		scanned++
 		next = off + 1
-		if !filter.match(m) {
+		if !filter.match(e.tag) {
 			continue
 		}
 		found++
-		size += len(m.wire)
+		size += int(e.size)
 	}
 	if found == 0 {
 		if next == q.max() {
@@ -281,11 +296,10 @@ func (s *Server) pullOnceLocked(req *command, q *queue, offset int64, maxNums in
 		}
 		return pullResponse(req, codePullRetryImmediately, next, q), next
 	}
-	body := make([]byte, 0, size)
-	for off := offset; off < next; off++ {
-		if m := q.at(off); filter.match(m) {
-			body = append(body, m.wire...)
-		}
+	body, err := s.appendWiresLocked(make([]byte, 0, size), q, offset, next, filter)
+	if err != nil {
+		s.log.Error("pull: reading the data dir failed", "topic", q.topic, "queue", q.id, "offset", offset, "err", err)
+		return newResponse(req, codeSystemError, "read message store: "+err.Error()), offset
 	}
 	resp = pullResponse(req, codeSuccess, next, q)
 	resp.Body = body

@@ -12,6 +12,10 @@ package testbroker
 // (32 upper-hex: storeHost ip ‖ port ‖ commitLogOffset; comma-joined for a
 // batch), queueId and queueOffset (the first one for a batch).
 //
+// Without a data dir, a send to a queue full of messages a group has not
+// consumed answers 14 SERVICE_NOT_AVAILABLE (store.go); delayed and
+// transaction-half messages are not refused (they go to system topics).
+//
 // Special cases, in order (Java SendMessageProcessor):
 //   - topic %RETRY%<g> (client-go's fallback when CONSUMER_SEND_MSG_BACK
 //     fails): header reconsumeTimes > maxReconsumeTimes reroutes to
@@ -134,6 +138,13 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 		s.mu.Unlock()
 		return resp
 	}
+	if _, _, delayed := s.delayOf(m); !delayed {
+		if q := t.queues[qid]; !s.roomLocked(q, max(s.faults.duplicate, 1), wireEstimate(len(m.body), len(h.properties), len(t.name))) {
+			resp := s.refusalLocked(req, q)
+			s.mu.Unlock()
+			return resp
+		}
+	}
 	stored := s.putLocked(t, m)
 	resp := newResponse(req, codeSuccess, "")
 	resp.setExt("msgId", stored.offsetMsgID())
@@ -144,6 +155,11 @@ func (s *Server) handleSend(c *conn, req *command) *command {
 	s.mu.Unlock()
 	return resp
 }
+
+// wireEstimate is about the size of a message's encoding (message.go
+// sealInto: 91 bytes of fixed fields plus the variable ones, a little more
+// for the properties the broker adds).
+func wireEstimate(body, props, topic int) int { return 150 + body + props + topic }
 
 // putLocked stores m in t (or schedules it when it carries a delay) and
 // returns the message as stored.
@@ -188,7 +204,11 @@ func (s *Server) handleSendBatch(c *conn, req *command) *command {
 	msgs := make([]message, len(records))
 	arenaSize := 0
 	for _, r := range records {
-		arenaSize += 150 + len(t.name) + len(r.body) + len(r.rawProps)
+		arenaSize += wireEstimate(len(r.body), len(r.rawProps), len(t.name))
+	}
+	copies := max(s.faults.duplicate, 1)
+	if q := t.queues[qid]; !s.roomLocked(q, len(records)*copies, arenaSize*copies) {
+		return s.refusalLocked(req, q)
 	}
 	s.arena = make([]byte, 0, arenaSize*max(s.faults.duplicate, 1))
 	defer func() { s.arena = nil }()

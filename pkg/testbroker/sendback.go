@@ -4,8 +4,9 @@ package testbroker
 //
 // Ext: group, offset (the consumed message's commitLogOffset), delayLevel,
 // originMsgId, originTopic, maxReconsumeTimes (client-go sends 16 by
-// default). The message is looked up by commitLogOffset in any topic
-// (including %RETRY%); not found → 1, and client-go falls back to a plain
+// default). The message is looked up by commitLogOffset in originTopic and
+// %RETRY%<group> (and, with a data dir, in the whole commit log); not found
+// → 1, and client-go falls back to a plain
 // SEND into %RETRY%<group> (send.go). Otherwise a copy gets RETRY_TOPIC
 // (the original topic, if not already set), ORIGIN_MESSAGE_ID and
 // reconsumeTimes+1 and goes to:
@@ -31,7 +32,7 @@ func (s *Server) handleSendBack(c *conn, req *command) *command {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	src := s.byCommitLog[clo]
+	src := s.consumedMessageLocked(clo, req.ext("originTopic"), retryPrefix+group)
 	if src == nil {
 		return newResponse(req, codeSystemError, "look message by offset failed, "+strconv.FormatInt(clo, 10))
 	}
@@ -68,4 +69,25 @@ func (s *Server) handleSendBack(c *conn, req *command) *command {
 	t := s.ensureTopicLocked(retryPrefix+group, 1, permRW)
 	s.putLocked(t, m)
 	return newResponse(req, codeSuccess, "")
+}
+
+// consumedMessageLocked finds the message with commit-log offset clo: in
+// the queues of the topics a consumer got it from (client-go names the
+// original topic also for a message of %RETRY%<group>), else, with a data
+// dir, in the commit log even if retention dropped it from its queue.
+func (s *Server) consumedMessageLocked(clo int64, topics ...string) *message {
+	if q, off, ok := s.searchCommitLogLocked(clo, topics...); ok {
+		w, err := s.wireLocked(q, off)
+		if err == nil {
+			if m, err := decodeStored(w); err == nil {
+				return m
+			}
+		}
+		s.log.Error("send-back: reading the message failed", "commit_log_offset", clo, "err", err)
+		return nil
+	}
+	if s.persist != nil {
+		return s.messageAtCommitLogLocked(clo)
+	}
+	return nil
 }

@@ -57,22 +57,32 @@ type Options struct {
 	// BrokerName and ClusterName appear in routes (default "broker-a",
 	// "DefaultCluster").
 	BrokerName, ClusterName string
-	// DataDir, when set, keeps an append-only log there (persist.go) so a
-	// restart on the same directory keeps every acknowledged message,
+	// DataDir, when set, keeps the messages in commit-log segment files
+	// there (segment.go) and the rest in an append-only log (persist.go),
+	// so a restart on the same directory keeps every acknowledged message,
 	// pending delayed messages, open transactions, committed offsets and
-	// topic configs. Empty (default) is memory only.
+	// topic configs, and memory holds only an index of the messages and a
+	// cache of each queue's newest ones. Empty (default) is memory only.
 	DataDir string
+	// SegmentBytes is the size past which the commit log starts a new
+	// segment file (default 64 MiB); whole segments are deleted once
+	// retention has dropped every message in them.
+	SegmentBytes int64
+	// CacheBytesPerQueue bounds the newest message encodings kept in memory
+	// per queue with a DataDir (default 1 MiB); older ones are read from the
+	// segments.
+	CacheBytesPerQueue int
 	// SyncEveryWrite fsyncs the log before every response that changed
 	// state. Without it writes reach the OS page cache before the response
 	// (a process crash loses nothing acknowledged; a machine crash may lose
 	// the last writes).
 	SyncEveryWrite bool
-	// LogCompactMinBytes: the DataDir log is rewritten to the live state
-	// at start and, in the background while running, whenever it is at
-	// least this large and has doubled since the last rewrite, so the file
-	// stays within about twice what retention keeps (compact.go; sends are
-	// not held up, a process killed mid-rewrite loses nothing it
-	// acknowledged). Default 64 MiB; negative rewrites at start only.
+	// LogCompactMinBytes: the DataDir's broker.log (offsets, topics,
+	// pending state) is rewritten to the live state at start and, in the
+	// background while running, whenever it is at least this large and has
+	// doubled since the last rewrite (compact.go; sends are not held up, a
+	// process killed mid-rewrite loses nothing it acknowledged). Default 64
+	// MiB; negative rewrites at start only.
 	LogCompactMinBytes int64
 	// DelayScale multiplies delay-level durations: 1 (default) is real time,
 	// 0.01 makes level 3 (10 s) take 100 ms.
@@ -84,11 +94,19 @@ type Options struct {
 	StrictTopics bool
 	// DefaultQueues is the queue count of auto-created topics (default 4).
 	DefaultQueues int
-	// RetainPerQueue bounds the messages kept per queue (default 100000).
-	RetainPerQueue int
-	// RetainBytesPerQueue bounds the encoded bytes kept per queue (default
-	// 64 MiB).
+	// RetainPerQueue and RetainBytesPerQueue bound a queue (default 100000
+	// messages, 64 MiB of encodings): past them the oldest messages every
+	// subscribed group has consumed are dropped. Messages a group still
+	// needs are never dropped: without a DataDir, a full queue refuses
+	// sends (14 SERVICE_NOT_AVAILABLE) instead; with one, the backlog grows
+	// on disk (store.go).
+	RetainPerQueue      int
 	RetainBytesPerQueue int
+	// GroupRetention is how long a group with committed offsets and no live
+	// member (no commit either) keeps holding back the messages it has not
+	// consumed (default 72 h, RocketMQ's fileReservedTime); after that
+	// retention drops them like consumed ones, with a Warn log line.
+	GroupRetention time.Duration
 	// MaxFrame bounds one request frame (default 16 MiB).
 	MaxFrame int
 	// MaxPullHold caps how long an empty pull is held (default 15 s; the
@@ -135,6 +153,15 @@ func (o *Options) setDefaults() {
 	if o.RetainBytesPerQueue <= 0 {
 		o.RetainBytesPerQueue = 64 << 20
 	}
+	if o.GroupRetention <= 0 {
+		o.GroupRetention = 72 * time.Hour
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 64 << 20
+	}
+	if o.CacheBytesPerQueue <= 0 {
+		o.CacheBytesPerQueue = 1 << 20
+	}
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = DefaultMaxFrame
 	}
@@ -176,10 +203,15 @@ type Server struct {
 	once   sync.Once
 
 	mu            sync.Mutex
+	started       time.Time
 	topics        map[string]*topic
-	byCommitLog   map[int64]*message
+	tags          map[string]uint32 // interned TAGS values (store.go)
+	segs          []*segment        // the commit log, by offset (segment.go); nil in memory mode
+	tombstones    map[string]int64  // deleted topic → commit-log offset its older messages lie below
 	nextCommitLog int64
 	offsets       map[offsetKey]int64
+	groupSeen     map[string]time.Time // last commit or member of each group (store.go floors)
+	floorGen      uint64               // bumped by every commit and membership change
 	conns         map[*conn]struct{}
 	groups        map[string]*consumerGroup
 	producers     map[string]map[*conn]struct{}
@@ -187,12 +219,12 @@ type Server struct {
 	halves        map[int64]*halfMessage // open transactions by commitLogOffset
 	delayed       delayHeap
 	delayWake     chan struct{}
-	onAppend      func(*message) // persistence hook; nil in memory mode
-	persist       *persister     // the DataDir log; nil in memory mode
-	readyMu       sync.Mutex     // guards ready; taken inside mu or alone
-	ready         []*pullWaiter  // pulls answered by appends, to send after the log write (pull.go)
-	onCompactStep func(string)   // test hook at the steps of an online compaction (compact.go); set under mu
-	arena         []byte         // while a batch is stored: shared buffer for its encodings
+	onAppend      func(*segment, *message) // persistence hook; nil in memory mode
+	persist       *persister               // the DataDir log; nil in memory mode
+	readyMu       sync.Mutex               // guards ready; taken inside mu or alone
+	ready         []*pullWaiter            // pulls answered by appends, to send after the log write (pull.go)
+	onCompactStep func(string)             // test hook at the steps of an online compaction (compact.go); set under mu
+	arena         []byte                   // while a batch is stored: shared buffer for its encodings
 	faults        faultState
 
 	handlers map[int16]handlerFunc
@@ -204,20 +236,23 @@ type handlerFunc func(c *conn, req *command) *command
 func Run(ctx context.Context, opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:        opts,
-		log:         opts.Logger,
-		now:         time.Now,
-		topics:      map[string]*topic{},
-		byCommitLog: map[int64]*message{},
-		offsets:     map[offsetKey]int64{},
-		conns:       map[*conn]struct{}{},
-		groups:      map[string]*consumerGroup{},
-		producers:   map[string]map[*conn]struct{}{},
-		locks:       map[lockKey]lockEntry{},
-		halves:      map[int64]*halfMessage{},
-		delayWake:   make(chan struct{}, 1),
-		faults:      faultState{dropCommits: map[string]bool{}},
+		opts:       opts,
+		log:        opts.Logger,
+		now:        time.Now,
+		topics:     map[string]*topic{},
+		tags:       map[string]uint32{},
+		tombstones: map[string]int64{},
+		offsets:    map[offsetKey]int64{},
+		groupSeen:  map[string]time.Time{},
+		conns:      map[*conn]struct{}{},
+		groups:     map[string]*consumerGroup{},
+		producers:  map[string]map[*conn]struct{}{},
+		locks:      map[lockKey]lockEntry{},
+		halves:     map[int64]*halfMessage{},
+		delayWake:  make(chan struct{}, 1),
+		faults:     faultState{dropCommits: map[string]bool{}},
 	}
+	s.started = s.now()
 	s.registerHandlers()
 	if opts.DataDir != "" {
 		if err := s.openDataDir(); err != nil {
@@ -531,7 +566,7 @@ func (c *conn) process(req *command, flush bool, run func() *command) (resp *com
 	return resp
 }
 
-// closeLog flushes and closes the data-dir log.
+// closeLog flushes and closes the data-dir files.
 func (s *Server) closeLog() {
 	if s.persist == nil {
 		return
@@ -539,6 +574,13 @@ func (s *Server) closeLog() {
 	if err := s.persist.close(); err != nil {
 		s.log.Error("closing data dir log", "err", err)
 	}
+	s.mu.Lock()
+	for _, seg := range s.segs {
+		if seg.f != nil {
+			seg.f.Close()
+		}
+	}
+	s.mu.Unlock()
 }
 
 // write sends one frame; errors mean the peer is gone and the reader will

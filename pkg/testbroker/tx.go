@@ -48,6 +48,7 @@ func (s *Server) putHalfLocked(req *command, m *message, realTopic string, realQ
 		group:     m.props["PGROUP"],
 		nextCheck: s.now().Add(s.opts.TxCheckTimeout),
 	}
+	s.refLocked(m.commitLogOffset) // its record must outlive retention until it ends
 	resp := newResponse(req, codeSuccess, "")
 	resp.setExt("msgId", m.offsetMsgID())
 	resp.setExt("queueId", strconv.Itoa(realQueue))
@@ -81,6 +82,7 @@ func (s *Server) handleEndTransaction(c *conn, req *command) *command {
 	case sysFlagTxCommit:
 		delete(s.halves, h.msg.commitLogOffset)
 		s.logDoneLocked(recHalfDone, h.msg.commitLogOffset)
+		s.unrefLocked(h.msg.commitLogOffset)
 		m := h.msg.clone()
 		name := m.props[propRealTopic]
 		qid, _ := strconv.Atoi(m.props[propRealQueueID])
@@ -100,6 +102,7 @@ func (s *Server) handleEndTransaction(c *conn, req *command) *command {
 	case sysFlagTxRollback:
 		delete(s.halves, h.msg.commitLogOffset)
 		s.logDoneLocked(recHalfDone, h.msg.commitLogOffset)
+		s.unrefLocked(h.msg.commitLogOffset)
 	}
 	return newResponse(req, codeSuccess, "")
 }
@@ -129,6 +132,7 @@ func (s *Server) txCheckLoop() {
 			if h.checks >= s.opts.TxCheckMax {
 				delete(s.halves, clo)
 				s.logDoneLocked(recHalfDone, clo)
+				s.unrefLocked(clo)
 				s.log.Warn("transaction dropped after max checks", "msg_id", h.msg.msgID(), "group", h.group)
 				continue
 			}

@@ -7,8 +7,11 @@
 // With -admin ADDR it also serves an HTTP admin API for fault-injection tests
 // (no authentication: bind it to loopback): POST /faults sets the broker's
 // fault hooks, GET /lag?group=G and GET /dlq?group=G inspect a group. See
-// admin.go. -data-dir D keeps the messages and offsets in D across restarts
-// (testbroker.Options.DataDir).
+// admin.go. -data-dir D keeps the messages (in commit-log segment files)
+// and offsets in D across restarts, with only an index and a cache of the
+// newest messages in memory (testbroker.Options.DataDir). Retention never
+// drops what a subscribed group has not consumed (-retain,
+// -group-retention; see the package doc).
 package main
 
 import (
@@ -47,10 +50,11 @@ func run(ctx context.Context, args []string) error {
 	)
 	fs.StringVar(&opts.NameSrvAddr, "namesrv", "127.0.0.1:9876", "name server listen address (ip:port)")
 	fs.StringVar(&opts.BrokerAddr, "broker", "127.0.0.1:10911", "broker listen address (ip:port), advertised in routes")
-	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the append-only log that survives a restart (empty = memory only)")
+	fs.StringVar(&opts.DataDir, "data-dir", "", "directory of the commit-log segments and log that survive a restart; memory then holds only an index and a cache (empty = memory only)")
 	fs.Float64Var(&opts.DelayScale, "delay-scale", 1, "multiplier for delay levels (1 = real time, 0.01 = 100x faster)")
 	fs.BoolVar(&opts.StrictTopics, "strict-topics", false, "answer TOPIC_NOT_EXIST for unknown topics like real RocketMQ")
-	fs.IntVar(&opts.RetainPerQueue, "retain", 100000, "messages kept per queue")
+	fs.IntVar(&opts.RetainPerQueue, "retain", 100000, "messages kept per queue once every subscribed group consumed them (without -data-dir also the most a queue holds: sends past it are refused)")
+	fs.DurationVar(&opts.GroupRetention, "group-retention", 72*time.Hour, "how long a group with no member keeps holding back the messages it has not consumed")
 	fs.StringVar(&topics, "topics", "", "topics to create, NAME:QUEUES comma-separated (e.g. ORDER:4,SOLDOUT:1)")
 	fs.StringVar(&admin, "admin", "", "listen address of the HTTP admin API for fault injection (ip:port; empty = off)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
