@@ -96,9 +96,13 @@ func TestChaosStoreReset(t *testing.T) {
 	}
 	// The databases still hold the first sale, so the checks are the
 	// verifier's, which look at one sale of one product.
+	paid := make([]string, 0, len(r2.paid))
+	for id := range r2.paid {
+		paid = append(paid, id)
+	}
 	eventually(t, 90*time.Second, "the verifier finds the second sale consistent", func() error {
 		res, err := verify.Run(ctx, verify.Stores{Order: s.Order.DB, Inventory: s.Inventory.DB, Payment: s.Payment.DB,
-			Logistics: s.Logistics.DB, Redis: s.Redis}, verify.Options{ProductID: r2.product, Accepted: ids})
+			Logistics: s.Logistics.DB, Redis: s.Redis}, verify.Options{ProductID: r2.product, Accepted: ids, Paid: paid})
 		if err != nil {
 			return err
 		}
