@@ -4,7 +4,6 @@
 package dedup
 
 import (
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+
+	"seckill/pkg/dedup/migrations"
 )
 
 // ErrSeen means the message (or its business key) was applied before.
@@ -20,20 +21,9 @@ var ErrSeen = errors.New("already consumed")
 // ErrInProgress means another consumer holds the claim right now; retry later.
 var ErrInProgress = errors.New("being consumed elsewhere")
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
 // Migrations holds the consumed_messages table; run it with db.Migrate in
 // every service that uses Claim.
-var Migrations fs.FS = mustSub(migrationFiles, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // the directory is embedded above: cannot happen
-	}
-	return sub
-}
+var Migrations fs.FS = migrations.FS
 
 // Claim inserts (consumer, key) for every key in one statement of the
 // caller's transaction. If any key was claimed before it returns an error

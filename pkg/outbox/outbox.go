@@ -9,7 +9,6 @@
 package outbox
 
 import (
-	"embed"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -18,22 +17,12 @@ import (
 	"gorm.io/gorm"
 
 	"seckill/pkg/mq"
+	"seckill/pkg/outbox/migrations"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
 
 // Migrations holds the outbox_messages table; run it with db.Migrate in every
 // service that uses Add.
-var Migrations fs.FS = mustSub(migrationFiles, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // the directory is embedded above: cannot happen
-	}
-	return sub
-}
+var Migrations fs.FS = migrations.FS
 
 // row is one outbox_messages row.
 type row struct {
