@@ -179,8 +179,9 @@ func TestDeadlineRace(t *testing.T) {
 	start := time.Now().Add(time.Second)
 	deadlines := make([]time.Time, n)
 	for i := range deadlines {
-		// Deadlines spread over ±2 s around the moment the race starts.
-		deadlines[i] = start.Add(time.Duration(i%100-50) * 40 * time.Millisecond)
+		// Deadlines spread over ±4 s around the moment the race starts (the
+		// pays and timeouts take a while under -race on a busy box).
+		deadlines[i] = start.Add(time.Duration(i%100-50) * 80 * time.Millisecond)
 	}
 	evs := e.reserveMany(t, deadlines)
 	time.Sleep(time.Until(start))
