@@ -196,6 +196,7 @@ func TestDeadlineRace(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	raced := time.Since(start)
 	var paid, expired int
 	for i, ev := range evs {
 		p, out := e.row(t, ev.OrderID), e.out(t, ev.OrderID)
@@ -217,8 +218,13 @@ func TestDeadlineRace(t *testing.T) {
 			t.Errorf("pay %s error = %v", ev.OrderID, payErrs[i])
 		}
 	}
-	t.Logf("%d orders: %d paid in time, %d expired", n, paid, expired)
-	if paid == 0 || expired == 0 {
+	t.Logf("%d orders: %d paid in time, %d expired, raced in %s", n, paid, expired, raced.Round(time.Millisecond))
+	switch {
+	case raced > 2*time.Second:
+		// The deadlines end 4 s after the start: on a box this busy every
+		// pay may land after them, and straddling them is not guaranteed.
+		t.Logf("the race took %s: too slow to require that it straddle the deadlines", raced)
+	case paid == 0 || expired == 0:
 		t.Errorf("paid %d, expired %d: the race did not straddle the deadlines", paid, expired)
 	}
 }
