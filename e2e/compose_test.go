@@ -64,7 +64,7 @@ var envFromPkgConfig = []string{"ROCKETMQ_NAMESRV", "ROCKETMQ_ACCESS_KEY", "ROCK
 var composeServices = []composeService{
 	{
 		name: "order", defaultPort: 8080,
-		env:      append(slices.Clone(envCommon), "REDIS_ADDR", "REDIS_DB", "PAY_TIMEOUT_LEVEL", "ORDER_SEND_MODE"),
+		env:      append(slices.Clone(envCommon), "REDIS_ADDR", "REDIS_DB", "PAY_TIMEOUT_LEVEL", "ORDER_SEND_MODE", "OUTBOX_MAX_AGE"),
 		required: []string{"CONFIG_FILE", "HTTP_ADDR", "MYSQL_DSN", "ROCKETMQ_NAMESRV", "REDIS_ADDR"},
 		groups: []wantGroup{
 			{"GID-order", "clustering", false, events.TopicOrder, "created || paid || deducted || closed || shipped", "order.apply"},

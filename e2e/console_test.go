@@ -542,7 +542,7 @@ func (p *page) compare(t *testing.T, s *stack.Stack, product string) compared {
 	metric("front.rejected.sold out.total", "order", "order_requests_total", result("sold_out"))
 	metric("front.rejected.limit.total", "order", "order_requests_total", result("limit_exceeded"))
 	metric("front.rejected.invalid.total", "order", "order_requests_total", result("invalid", "unknown_product"))
-	metric("front.rejected.unavailable.total", "order", "order_requests_total", result("unavailable", "rebuilding"))
+	metric("front.rejected.unavailable.total", "order", "order_requests_total", result("unavailable", "rebuilding", "backpressure"))
 	// Gauges go up and down: the page's value must be one the services
 	// showed between the two readings.
 	for _, key := range []string{"outbox.length", "outbox.age"} {

@@ -73,6 +73,10 @@ type OrderCreated struct {
 	// PayDeadline is fixed when the order is accepted (CreatedAt + the pay
 	// window): payment-service takes the payment only before it.
 	PayDeadline time.Time `json:"pay_deadline"`
+	// SaleID is the sale whose Redis stock the order took its units from;
+	// inventory deducts it only from that sale (0: sent before the field
+	// existed, decided by CreatedAt against the sale's start).
+	SaleID int64 `json:"sale_id,omitempty"`
 }
 
 // PayTimeout is the delayed message that expires the unpaid orders of one

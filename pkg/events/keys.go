@@ -14,7 +14,10 @@ import (
 // StockKey holds the units of a product still available.
 func StockKey(productID string) string { return "sk:{" + productID + "}:stock" }
 
-// InfoKey is a hash with the product's "price" (cents) and per-user "limit".
+// InfoKey is a hash with the product's "price" (cents), per-user "limit" and
+// "sale_id": the generation of the sale whose stock the stock key holds,
+// written with it (a reset writes a new one), so each reservation carries
+// the sale it took its units from.
 func InfoKey(productID string) string { return "sk:{" + productID + "}:info" }
 
 // UsersKey is a hash of user ID → units that user reserved of the product.
@@ -29,10 +32,13 @@ func IdempotencyKey(userID, key string) string { return "sk:idem:" + userID + ":
 // OutboxStream is the stream of created orders not yet handed to the broker.
 const OutboxStream = "sk:outbox"
 
-// LoadedKey is set by inventory-service once every product of its database
-// has its info hash in Redis. Missing means Redis lost its data (restarted
-// empty) or was never loaded: a product without an info hash may exist, so
-// order-service answers "retry later" rather than "unknown product".
+// LoadedKey holds the run_id of the Redis inventory-service has checked:
+// every product of its database has its info hash, and after a restart or a
+// loss (another run_id, or no marker) every product's stock was dropped to be
+// rebuilt from the database. While it is missing order-service reserves
+// nothing ("retry later", never "unknown product"); order-service deletes a
+// marker naming another run before it loads its script into a restarted
+// Redis, so no order is reserved against what a restart kept.
 const LoadedKey = "sk:loaded"
 
 // Reservation is an accepted order as the reservation script records it: in
@@ -47,6 +53,9 @@ type Reservation struct {
 	AmountCents int64
 	CreatedAt   time.Time // acceptance
 	PayDeadline time.Time // acceptance + the pay window
+	// SaleID is the sale whose stock the reservation took its units from
+	// (the info hash's sale_id); 0 when Redis had none.
+	SaleID int64
 }
 
 // ParseReservation reads the fields the reservation script writes (times in
@@ -56,12 +65,18 @@ func ParseReservation(h map[string]string) (Reservation, error) {
 	amount, err2 := strconv.ParseInt(h["amount_cents"], 10, 64)
 	created, err3 := strconv.ParseInt(h["created_at"], 10, 64)
 	deadline, err4 := strconv.ParseInt(h["pay_deadline"], 10, 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil || h["order_id"] == "" {
+	var sale int64
+	var err5 error
+	if v := h["sale_id"]; v != "" { // absent from reservations made before it existed
+		sale, err5 = strconv.ParseInt(v, 10, 64)
+	}
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil || h["order_id"] == "" {
 		return Reservation{}, fmt.Errorf("malformed reservation %v: %w", h, err)
 	}
 	return Reservation{
 		OrderID: h["order_id"], UserID: h["user_id"], ProductID: h["product_id"], Quantity: qty,
 		AmountCents: amount, CreatedAt: time.UnixMilli(created).UTC(), PayDeadline: time.UnixMilli(deadline).UTC(),
+		SaleID: sale,
 	}, nil
 }
 
@@ -69,6 +84,6 @@ func ParseReservation(h map[string]string) (Reservation, error) {
 func (r Reservation) Created() OrderCreated {
 	return Created(OrderCreated{
 		OrderID: r.OrderID, UserID: r.UserID, ProductID: r.ProductID, Quantity: r.Quantity,
-		AmountCents: r.AmountCents, CreatedAt: r.CreatedAt, PayDeadline: r.PayDeadline,
+		AmountCents: r.AmountCents, CreatedAt: r.CreatedAt, PayDeadline: r.PayDeadline, SaleID: r.SaleID,
 	})
 }

@@ -47,6 +47,7 @@ var rejectReasons = map[string]string{
 	"unknown_product": "invalid",
 	"unavailable":     "unavailable",
 	"rebuilding":      "unavailable",
+	"backpressure":    "unavailable",
 }
 
 // reasonOrder is the order the reasons are shown in; each is always shown.

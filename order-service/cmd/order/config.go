@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"seckill/order-service/internal/intake"
 	"seckill/pkg/boot"
@@ -29,6 +30,10 @@ type Config struct {
 	// its delay is the pay window (pay_deadline = acceptance + the delay).
 	PayTimeoutLevel int    `yaml:"payTimeoutLevel" json:"payTimeoutLevel"`
 	OrderSendMode   string `yaml:"orderSendMode" json:"orderSendMode"` // outbox | batch | sync
+	// OutboxMaxAge is the back-pressure bound: while the oldest order in
+	// the outbox has waited longer for the broker, intake answers 503
+	// unavailable with Retry-After. 0 turns it off.
+	OutboxMaxAge time.Duration `yaml:"outboxMaxAge" json:"outboxMaxAge"`
 }
 
 func defaultConfig() Config {
@@ -63,6 +68,7 @@ func defaultConfig() Config {
 		Redis:           boot.Redis{RedisAddr: "127.0.0.1:6379"},
 		PayTimeoutLevel: 5,
 		OrderSendMode:   intake.ModeOutbox,
+		OutboxMaxAge:    30 * time.Second,
 	}
 }
 
@@ -80,6 +86,7 @@ func loadConfig(o *config.Overrides) (Config, error) {
 		o.Float("CONSUME_RATE", &cfg.ConsumeRate)
 		o.Int("PAY_TIMEOUT_LEVEL", &cfg.PayTimeoutLevel)
 		o.String("ORDER_SEND_MODE", &cfg.OrderSendMode)
+		o.Duration("OUTBOX_MAX_AGE", &cfg.OutboxMaxAge)
 		cfg.RocketMQ.ApplyEnv(o) // ROCKETMQ_NAMESRV, ROCKETMQ_ACCESS_KEY, ROCKETMQ_SECRET_KEY
 	})
 	if err != nil {
@@ -93,6 +100,9 @@ func (c Config) Validate() error {
 	errs := append(c.Common.Check(knownHandlers), c.Redis.Check()...)
 	if c.PayTimeoutLevel < 1 || c.PayTimeoutLevel > 18 {
 		errs = append(errs, fmt.Errorf("payTimeoutLevel: %d out of 1..18 (RocketMQ delay levels)", c.PayTimeoutLevel))
+	}
+	if c.OutboxMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("outboxMaxAge: %s is negative (0 turns the bound off)", c.OutboxMaxAge))
 	}
 	switch c.OrderSendMode {
 	case intake.ModeOutbox, intake.ModeBatch, intake.ModeSync:

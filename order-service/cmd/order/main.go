@@ -44,6 +44,10 @@ const (
 	// outboxSampleInterval: order_outbox_length and _oldest_age_seconds are
 	// read from Redis this often.
 	outboxSampleInterval = 500 * time.Millisecond
+	// handoffSweepAge: batch and sync modes send an outbox entry from the
+	// sender only once it is this old (its request's own hand-off failed);
+	// longer than a hand-off usually takes, so rarely sent twice.
+	handoffSweepAge = 10 * time.Second
 )
 
 func main() {
@@ -105,12 +109,14 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// closed producer.
 	defer consumers.Close()
 
-	reserver := stock.NewReserver(rdb, stock.Options{Outbox: cfg.OrderSendMode == intake.ModeOutbox})
-	var batcher *intake.Batcher
+	reserver := stock.NewReserver(rdb, stock.Options{})
+	monitor := outbox.NewMonitor(rdb, "", outboxSampleInterval, log, reg)
+	intakeOpts := intake.Options{Mode: cfg.OrderSendMode, TimeoutLevel: cfg.PayTimeoutLevel, Deleter: outbox.NewDeleter(rdb, ""),
+		Outbox: monitor, MaxOutboxAge: cfg.OutboxMaxAge}
 	if cfg.OrderSendMode == intake.ModeBatch {
-		batcher = intake.NewBatcher(producer, batchMax, batchWait, cfg.PayTimeoutLevel)
+		intakeOpts.Batcher = intake.NewBatcher(producer, batchMax, batchWait, cfg.PayTimeoutLevel)
 	}
-	svc := intake.New(cfg.OrderSendMode, cfg.PayTimeoutLevel, reserver, flags, producer, batcher, log)
+	svc := intake.New(reserver, flags, producer, intakeOpts, log)
 	engine := httpx.NewEngine(log, reg, service)
 	boot.Ready(engine, boot.MySQLCheck(gdb), boot.RedisCheck(rdb), boot.BrokerCheck(mqCfg, events.TopicOrder), consumers.Check())
 	httpapi.New(svc, gdb, log, reg).Routes(engine)
@@ -132,17 +138,19 @@ func run(ctx context.Context, log *slog.Logger) error {
 		defer drain()
 		return httpx.Serve(gctx, cfg.HTTPAddr, engine, log)
 	})
-	if cfg.OrderSendMode == intake.ModeOutbox {
-		host, _ := os.Hostname()
-		sender := outbox.New(rdb, producer, outbox.Options{
-			Consumer: fmt.Sprintf("%s-%d", host, os.Getpid()), TimeoutLevel: cfg.PayTimeoutLevel,
-		}, log, reg)
-		g.Go(func() error { return sender.Run(drainCtx) })
+	// Every mode has a sender: in batch and sync modes the requests hand
+	// their orders on themselves and the sender sweeps up the entries whose
+	// hand-off failed.
+	host, _ := os.Hostname()
+	senderOpts := outbox.Options{Consumer: fmt.Sprintf("%s-%d", host, os.Getpid()), TimeoutLevel: cfg.PayTimeoutLevel}
+	if cfg.OrderSendMode != intake.ModeOutbox {
+		senderOpts.MinAge = handoffSweepAge
 	}
-	if batcher != nil {
-		g.Go(func() error { return batcher.Run(drainCtx) })
+	sender := outbox.New(rdb, producer, senderOpts, log, reg)
+	g.Go(func() error { return sender.Run(drainCtx) })
+	if b := intakeOpts.Batcher; b != nil {
+		g.Go(func() error { return b.Run(drainCtx) })
 	}
-	monitor := outbox.NewMonitor(rdb, "", outboxSampleInterval, log, reg)
 	g.Go(func() error { return monitor.Run(gctx) })
 
 	err = g.Wait()

@@ -55,8 +55,9 @@ func testRun(t *testing.T, mode string, dup int) {
 	ctx := t.Context()
 	rdb.Set(ctx, events.StockKey(product), 3, time.Hour)
 	rdb.HSet(ctx, events.InfoKey(product), "price", 100, "limit", 1)
+	rdb.Set(ctx, events.LoadedKey, testenv.RunID(t, rdb), time.Hour) // as inventory-service sets it
 	t.Cleanup(func() {
-		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product), events.OutboxStream)
+		rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product), events.OutboxStream, events.LoadedKey)
 	})
 
 	addr := testenv.FreeAddr(t)

@@ -128,7 +128,8 @@ func (a *API) get(c *gin.Context) {
 }
 
 // retryAfter is the Retry-After of a 503: the stock of a product being
-// rebuilt and a broker hand-off are both worth retrying within seconds.
+// rebuilt and an outbox waiting for the broker are both worth retrying
+// within seconds (a refusal costs no Redis call).
 const retryAfter = "1"
 
 // fail answers err: the one place errors become status codes.
@@ -167,7 +168,9 @@ func classify(err error) (status int, code, msg, result string) {
 		return http.StatusNotFound, "unknown_product", "no sale for this product", "unknown_product"
 	case errors.Is(err, stock.ErrNotLoaded):
 		return http.StatusServiceUnavailable, "stock_rebuilding", "stock of this product is being rebuilt; retry later", "rebuilding"
-	case errors.Is(err, intake.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, intake.ErrUnavailable):
+		return http.StatusServiceUnavailable, "unavailable", "orders are not reaching the broker; retry later with the same Idempotency-Key", "backpressure"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "unavailable", "order not accepted; retry with the same Idempotency-Key", "unavailable"
 	case errors.Is(err, order.ErrNotFound), errors.Is(err, stock.ErrNotFound):
 		return http.StatusNotFound, "not_found", "no such order", ""

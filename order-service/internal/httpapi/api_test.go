@@ -18,6 +18,7 @@ import (
 	"seckill/order-service/internal/httpapi"
 	"seckill/order-service/internal/intake"
 	"seckill/order-service/internal/order"
+	"seckill/order-service/internal/outbox"
 	"seckill/order-service/internal/stock"
 	"seckill/order-service/migrations"
 	"seckill/pkg/dedup"
@@ -36,6 +37,7 @@ type fixture struct {
 	product string
 	stream  string
 	loaded  string // the loaded marker (events.LoadedKey in production)
+	monitor *outbox.Monitor
 }
 
 // setup serves the API in mode with a product of `units` units at 250 cents
@@ -59,7 +61,7 @@ func setup(t testing.TB, mode string, units int) fixture {
 	ctx := t.Context()
 	rdb.Set(ctx, events.StockKey(product), units, time.Hour)
 	rdb.HSet(ctx, events.InfoKey(product), "price", 250, "limit", 2)
-	rdb.Set(ctx, loaded, "1", time.Hour)
+	rdb.Set(ctx, loaded, testenv.RunID(t, rdb), time.Hour)
 	t.Cleanup(func() {
 		rdb.Del(context.Background(), stream, loaded, events.StockKey(product), events.InfoKey(product), events.UsersKey(product))
 	})
@@ -71,12 +73,14 @@ func setup(t testing.TB, mode string, units int) fixture {
 		go func() { batcher.Run(bctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	r := stock.NewReserver(rdb, stock.Options{Outbox: mode == intake.ModeOutbox, Stream: stream, TTL: time.Minute, Loaded: loaded})
-	svc := intake.New(mode, 3, r, stock.NewFlags(time.Minute), p, batcher, log)
+	r := stock.NewReserver(rdb, stock.Options{Stream: stream, TTL: time.Minute, Loaded: loaded})
+	monitor := outbox.NewMonitor(rdb, stream, time.Hour, log, prometheus.NewRegistry()) // sampled by the tests
+	svc := intake.New(r, stock.NewFlags(time.Minute), p, intake.Options{Mode: mode, TimeoutLevel: 3, Batcher: batcher,
+		Deleter: outbox.NewDeleter(rdb, stream), Outbox: monitor, MaxOutboxAge: 30 * time.Second}, log)
 	reg := prometheus.NewRegistry()
 	e := httpx.NewEngine(log, reg, "order")
 	httpapi.New(svc, gdb, log, reg).Routes(e)
-	return fixture{h: e, rdb: rdb, db: gdb, srv: srv, product: product, stream: stream, loaded: loaded}
+	return fixture{h: e, rdb: rdb, db: gdb, srv: srv, product: product, stream: stream, loaded: loaded, monitor: monitor}
 }
 
 type response struct {
@@ -218,9 +222,9 @@ func TestCreateAndGet(t *testing.T) {
 					t.Errorf("outbox mode: %d messages, %d outbox entries; want 0, 1", sent, inOutbox)
 				}
 			default:
-				// The replay re-sends (consumers deduplicate on the event ID).
-				if sent != 2 || inOutbox != 0 {
-					t.Errorf("%s mode: %d messages, %d outbox entries; want 2, 0", mode, sent, inOutbox)
+				// Sent before the 202 and its entry deleted; the replay sends nothing.
+				if sent != 1 || inOutbox != 0 {
+					t.Errorf("%s mode: %d messages, %d outbox entries; want 1, 0", mode, sent, inOutbox)
 				}
 			}
 
@@ -297,7 +301,7 @@ func TestCreateWhileStockRebuilding(t *testing.T) {
 		{"any product while nothing is loaded", func() {}, unknown, 503, "stock_rebuilding"},
 		{"info back, stock not yet", func() {
 			f.rdb.HSet(ctx, events.InfoKey(f.product), "price", 250, "limit", 2)
-			f.rdb.Set(ctx, f.loaded, "1", time.Hour)
+			f.rdb.Set(ctx, f.loaded, testenv.RunID(t, f.rdb), time.Hour)
 		}, body, 503, "stock_rebuilding"},
 		{"unknown product once loaded", func() {}, unknown, 404, "unknown_product"},
 		{"stock rebuilt", func() { f.rdb.Set(ctx, events.StockKey(f.product), 5, time.Hour) }, body, 202, ""},
@@ -314,5 +318,39 @@ func TestCreateWhileStockRebuilding(t *testing.T) {
 	}
 	if n, _ := f.rdb.Get(ctx, events.StockKey(f.product)).Int(); n != 4 {
 		t.Errorf("stock after one accepted order = %d, want 4", n)
+	}
+}
+
+// TestCreateBackPressure: while the oldest order in the outbox has waited
+// longer than the bound (30 s here) for the broker, intake takes no order:
+// 503 unavailable with a Retry-After, nothing reserved; once the outbox
+// moves again, orders are taken.
+func TestCreateBackPressure(t *testing.T) {
+	f := setup(t, intake.ModeOutbox, 10)
+	ctx := t.Context()
+	old := fmt.Sprintf("%d-0", time.Now().Add(-31*time.Second).UnixMilli())
+	if err := f.rdb.XAdd(ctx, &redis.XAddArgs{Stream: f.stream, ID: old, Values: []any{"order_id", "stuck"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.monitor.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"user_id":"u1","product_id":"` + f.product + `","quantity":1}`
+	got := f.post(t, body, "Idempotency-Key", testenv.Unique(t, "k"))
+	if got.status != http.StatusServiceUnavailable || got.body["error"] != "unavailable" || got.header.Get("Retry-After") == "" {
+		t.Fatalf("POST with the outbox 31 s behind = %d %v (Retry-After %q), want 503 unavailable with a Retry-After",
+			got.status, got.body, got.header.Get("Retry-After"))
+	}
+	if left := f.rdb.Get(ctx, events.StockKey(f.product)).Val(); left != "10" {
+		t.Errorf("stock after the refusal = %s, want 10 (nothing reserved)", left)
+	}
+	if err := f.rdb.XDel(ctx, f.stream, old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.monitor.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.post(t, body); got.status != http.StatusAccepted {
+		t.Errorf("POST once the outbox moved = %d %v, want 202", got.status, got.body)
 	}
 }

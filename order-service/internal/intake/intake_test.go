@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"seckill/order-service/internal/intake"
+	"seckill/order-service/internal/outbox"
 	"seckill/order-service/internal/stock"
 	"seckill/pkg/events"
 	"seckill/pkg/mq"
@@ -45,6 +46,16 @@ func sale(t *testing.T, rdb *redis.Client, units int) string {
 		rdb.Del(context.Background(), events.StockKey(p), events.InfoKey(p), events.UsersKey(p))
 	})
 	return p
+}
+
+// reserver is a Reserver on stream with a loaded marker of the test's own,
+// set as inventory-service sets it.
+func reserver(t *testing.T, rdb *redis.Client, stream string) *stock.Reserver {
+	t.Helper()
+	loaded := testenv.Unique(t, "loaded")
+	rdb.Set(t.Context(), loaded, testenv.RunID(t, rdb), time.Hour)
+	t.Cleanup(func() { rdb.Del(context.Background(), loaded, stream) })
+	return stock.NewReserver(rdb, stock.Options{Stream: stream, TTL: time.Minute, Loaded: loaded})
 }
 
 func createdCount(srv *testbroker.Server) map[string]int {
@@ -138,34 +149,63 @@ func TestBatcherReportsSendFailure(t *testing.T) {
 	}
 }
 
-// TestSyncModeFailureKeepsReservation: a failed hand-off answers
-// ErrUnavailable but keeps the reservation; the client's retry with the same
-// Idempotency-Key returns the same order and sends it.
-func TestSyncModeFailureKeepsReservation(t *testing.T) {
-	rdb := testenv.Redis(t)
-	srv, p := broker(t)
-	product := sale(t, rdb, 5)
-	r := stock.NewReserver(rdb, stock.Options{TTL: time.Minute})
-	svc := intake.New(intake.ModeSync, 3, r, stock.NewFlags(time.Minute), p, nil, slog.New(slog.DiscardHandler))
-	key := testenv.Unique(t, "k")
-	t.Cleanup(func() { rdb.Del(context.Background(), events.IdempotencyKey("u1", key)) })
-	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: key}
+// TestHandoffFailureLeavesOrderInOutbox: in batch and sync modes a hand-off
+// the broker refuses leaves the order where the reservation script put it,
+// in the outbox: the buyer gets the order (no second order or
+// limit_exceeded on a retry without a key), its units are held by it, and
+// the sender's sweep hands it on once the broker takes sends again, once.
+// A hand-off that succeeds deletes its entry.
+func TestHandoffFailureLeavesOrderInOutbox(t *testing.T) {
+	for _, mode := range []string{intake.ModeSync, intake.ModeBatch} {
+		t.Run(mode, func(t *testing.T) {
+			rdb := testenv.Redis(t)
+			srv, p := broker(t)
+			product := sale(t, rdb, 5)
+			stream := testenv.Unique(t, "outbox")
+			t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+			r := reserver(t, rdb, stream)
+			opts := intake.Options{Mode: mode, TimeoutLevel: 3, Deleter: outbox.NewDeleter(rdb, stream)}
+			if mode == intake.ModeBatch {
+				opts.Batcher = intake.NewBatcher(p, 64, 2*time.Millisecond, 3)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- opts.Batcher.Run(ctx) }()
+				t.Cleanup(func() { cancel(); <-done })
+			}
+			svc := intake.New(r, stock.NewFlags(time.Minute), p, opts, slog.New(slog.DiscardHandler))
 
-	srv.RefuseSends(true)
-	_, err := svc.Place(t.Context(), req)
-	if !errors.Is(err, intake.ErrUnavailable) {
-		t.Fatalf("Place while the broker refuses = %v, want %v", err, intake.ErrUnavailable)
-	}
-	srv.RefuseSends(false)
-	o, err := svc.Place(t.Context(), req)
-	if err != nil || !o.Replayed {
-		t.Fatalf("retry with the same key = %+v, %v; want a replayed order", o, err)
-	}
-	if got := createdCount(srv)[o.OrderID]; got != 1 {
-		t.Errorf("created messages for %s = %d, want 1", o.OrderID, got)
-	}
-	if left := rdb.Get(t.Context(), events.StockKey(product)).Val(); left != "4" {
-		t.Errorf("stock = %s, want 4 (one reservation)", left)
+			ok, err := svc.Place(t.Context(), intake.Request{UserID: "u0", ProductID: product, Quantity: 1})
+			if err != nil || rdb.XLen(t.Context(), stream).Val() != 0 || createdCount(srv)[ok.OrderID] != 1 {
+				t.Fatalf("Place with the broker up = %v; outbox %d entries, %d created messages; want nil, 0, 1",
+					err, rdb.XLen(t.Context(), stream).Val(), createdCount(srv)[ok.OrderID])
+			}
+			srv.RefuseSends(true)
+			o, err := svc.Place(t.Context(), intake.Request{UserID: "u1", ProductID: product, Quantity: 1})
+			if err != nil || o.OrderID == "" {
+				t.Fatalf("Place while the broker refuses = %+v, %v; want the order (it is in the outbox)", o, err)
+			}
+			if n := rdb.XLen(t.Context(), stream).Val(); n != 1 {
+				t.Fatalf("outbox entries after the failed hand-off = %d, want 1", n)
+			}
+			srv.RefuseSends(false)
+			sender := outbox.New(rdb, p, outbox.Options{Stream: stream, Consumer: "t", TimeoutLevel: 3, MinAge: time.Hour},
+				slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			if n, err := sender.SweepOnce(t.Context(), time.Hour); err != nil || n != 0 {
+				t.Fatalf("SweepOnce(1h) = %d, %v; want 0 (the entry is younger)", n, err)
+			}
+			if n, err := sender.SweepOnce(t.Context(), 0); err != nil || n != 1 {
+				t.Fatalf("SweepOnce(0) = %d, %v; want 1", n, err)
+			}
+			if got := createdCount(srv)[o.OrderID]; got != 1 {
+				t.Errorf("created messages for %s = %d, want 1", o.OrderID, got)
+			}
+			if n := rdb.XLen(t.Context(), stream).Val(); n != 0 {
+				t.Errorf("outbox entries after the sweep = %d, want 0", n)
+			}
+			if left := rdb.Get(t.Context(), events.StockKey(product)).Val(); left != "3" {
+				t.Errorf("stock = %s, want 3 (two orders)", left)
+			}
+		})
 	}
 }
 
@@ -177,8 +217,8 @@ func TestSoldOutFlag(t *testing.T) {
 	srv, p := broker(t)
 	product := sale(t, rdb, 1)
 	flags := stock.NewFlags(time.Hour)
-	svc := intake.New(intake.ModeOutbox, 3, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
-		flags, p, nil, slog.New(slog.DiscardHandler))
+	svc := intake.New(reserver(t, rdb, testenv.Unique(t, "outbox")),
+		flags, p, intake.Options{Mode: intake.ModeOutbox, TimeoutLevel: 3}, slog.New(slog.DiscardHandler))
 	if _, err := svc.Place(t.Context(), intake.Request{UserID: "u1", ProductID: product, Quantity: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +243,8 @@ func TestIdempotentRetryAfterSoldOut(t *testing.T) {
 	_, p := broker(t)
 	product := sale(t, rdb, 1)
 	flags := stock.NewFlags(time.Hour)
-	svc := intake.New(intake.ModeOutbox, 3, stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: testenv.Unique(t, "outbox"), TTL: time.Minute}),
-		flags, p, nil, slog.New(slog.DiscardHandler))
+	svc := intake.New(reserver(t, rdb, testenv.Unique(t, "outbox")),
+		flags, p, intake.Options{Mode: intake.ModeOutbox, TimeoutLevel: 3}, slog.New(slog.DiscardHandler))
 	// Keys unique to the run: a key left by an earlier run (TTL 1 min) would replay.
 	k1, k2 := testenv.Unique(t, "k1"), testenv.Unique(t, "k2")
 	req := intake.Request{UserID: "u1", ProductID: product, Quantity: 1, IdempotencyKey: k1}

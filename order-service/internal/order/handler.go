@@ -131,7 +131,7 @@ func (h *Handler) created(ctx context.Context, ms []mq.Message) error {
 	for i, ev := range evs {
 		deadline := ev.PayDeadline.UTC()
 		rows[i] = Order{
-			OrderID: ev.OrderID, UserID: ev.UserID, ProductID: ev.ProductID, Quantity: ev.Quantity,
+			OrderID: ev.OrderID, UserID: ev.UserID, ProductID: ev.ProductID, SaleID: ev.SaleID, Quantity: ev.Quantity,
 			AmountCents: ev.AmountCents, PayDeadline: &deadline, Status: StatusCreated, CreatedAt: ev.CreatedAt.UTC(), UpdatedAt: now,
 		}
 	}

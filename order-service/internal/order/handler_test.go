@@ -198,3 +198,20 @@ func TestBatchMatchesSingles(t *testing.T) {
 		t.Errorf("failed batch persisted o99: %v", err)
 	}
 }
+
+// TestCreatedKeepsSaleID: the order row keeps the sale its units came from,
+// as the created event carries it.
+func TestCreatedKeepsSaleID(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC()
+	body := events.Created(events.OrderCreated{OrderID: "o-sale", UserID: "u", ProductID: "p", Quantity: 1, AmountCents: 5,
+		CreatedAt: now, PayDeadline: now.Add(time.Minute), SaleID: 7})
+	m := mq.Message{ID: "o-sale-created-1", Topic: events.TopicOrder, Tag: events.TagCreated, Keys: "o-sale", Body: events.Marshal(body)}
+	if err := e.h.Apply(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	o, err := order.Get(e.db, "o-sale")
+	if err != nil || o.SaleID != 7 {
+		t.Errorf("order row = %+v (%v), want sale_id 7", o, err)
+	}
+}

@@ -34,6 +34,7 @@ type Order struct {
 	OrderID     string `gorm:"primaryKey"`
 	UserID      string
 	ProductID   string
+	SaleID      int64 // the inventory sale the units came from (0: unknown)
 	Quantity    int
 	AmountCents int64
 	PayDeadline *time.Time

@@ -2,7 +2,9 @@
 // to: sender goroutines read entries in batches through a consumer group, send
 // each batch to the broker as created messages with one delayed pay timeout,
 // then XACK and XDEL them. Entries a dead sender had read are reclaimed with
-// XAUTOCLAIM.
+// XAUTOCLAIM. In batch and sync modes the requests hand their orders on
+// themselves and delete their entries (Deleter); the sender then only sweeps
+// up entries older than Options.MinAge, whose hand-off failed.
 package outbox
 
 import (
@@ -10,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +43,12 @@ type Options struct {
 	Reclaim    time.Duration // reclaim period; default 5 s
 	Drain      time.Duration // how long Run keeps sending after ctx is done; default 5 s
 	MaxBackoff time.Duration // default 2 s
+	// MinAge > 0 is the batch and sync modes' sweep: the intake hands
+	// orders on itself and deletes their entries, so the sender reads no
+	// new entry through the group; it sends only what has waited longer
+	// than MinAge (a failed hand-off, or a process that died before it),
+	// and everything left once intake has stopped.
+	MinAge time.Duration
 	// TimeoutLevel is the delay level of the pay timeout each batch sends
 	// with its created events (required: 1..18).
 	TimeoutLevel int
@@ -118,6 +127,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	defer stopTimer()
 
 	g, gctx := errgroup.WithContext(sendCtx)
+	if s.opts.MinAge > 0 {
+		// One sweeper: two would send the same entries twice.
+		g.Go(func() error { s.sweepLoop(gctx, ctx); return nil })
+		return g.Wait()
+	}
 	for i := range s.opts.Senders {
 		name := fmt.Sprintf("%s-%d", s.opts.Consumer, i)
 		g.Go(func() error { s.loop(gctx, ctx, name); return nil })
@@ -194,6 +208,66 @@ func (s *Sender) loop(sendCtx, intake context.Context, consumer string) {
 		}
 		backoff = 50 * time.Millisecond
 	}
+}
+
+// sweepLoop sends entries older than MinAge until intake (ctx) is done,
+// then every entry left, and returns when the stream is empty.
+func (s *Sender) sweepLoop(sendCtx, intake context.Context) {
+	backoff := 50 * time.Millisecond
+	pause := min(s.opts.MinAge/4, time.Second)
+	for sendCtx.Err() == nil {
+		age := s.opts.MinAge
+		if intake.Err() != nil {
+			age = 0
+		}
+		n, err := s.SweepOnce(sendCtx, age)
+		switch {
+		case err != nil:
+			if sendCtx.Err() != nil {
+				return
+			}
+			s.log.WarnContext(sendCtx, "outbox sweep failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-sendCtx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, s.opts.MaxBackoff)
+			continue
+		case n == 0 && intake.Err() != nil:
+			return // drained
+		case n > 0:
+			backoff = 50 * time.Millisecond
+			continue // there may be more
+		}
+		select {
+		case <-sendCtx.Done():
+			return
+		case <-intake.Done():
+		case <-time.After(pause):
+		}
+	}
+}
+
+// SweepOnce sends up to Count entries older than minAge (every entry when
+// minAge is 0) and returns how many it sent.
+func (s *Sender) SweepOnce(ctx context.Context, minAge time.Duration) (int, error) {
+	end := "+"
+	if minAge > 0 {
+		end = strconv.FormatInt(time.Now().Add(-minAge).UnixMilli(), 10)
+	}
+	entries, err := s.rdb.XRangeN(ctx, s.opts.Stream, "-", end, s.opts.Count).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read outbox %s: %w", s.opts.Stream, err)
+	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	s.log.InfoContext(ctx, "sending outbox entries whose hand-off failed", "entries", len(entries), "first_order_id", firstOrderID(entries))
+	if err := s.Send(ctx, entries); err != nil {
+		return 0, err
+	}
+	return len(entries), nil
 }
 
 // reclaimLoop takes over entries another (dead) sender read but never acked.

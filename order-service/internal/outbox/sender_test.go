@@ -47,7 +47,10 @@ func setup(t *testing.T, units int) fixture {
 	t.Cleanup(func() {
 		rdb.Del(context.Background(), stream, events.StockKey(product), events.InfoKey(product), events.UsersKey(product))
 	})
-	r := stock.NewReserver(rdb, stock.Options{Outbox: true, Stream: stream, TTL: time.Minute})
+	loaded := testenv.Unique(t, "loaded")
+	rdb.Set(ctx, loaded, testenv.RunID(t, rdb), time.Hour)
+	t.Cleanup(func() { rdb.Del(context.Background(), loaded) })
+	r := stock.NewReserver(rdb, stock.Options{Stream: stream, TTL: time.Minute, Loaded: loaded})
 	return fixture{rdb: rdb, srv: srv, producer: p, stream: stream, reserver: r, product: product}
 }
 
@@ -257,4 +260,37 @@ func TestRunRecreatesVanishedGroup(t *testing.T) {
 	}
 	f.checkSent(t, want)
 	f.checkDrained(t)
+}
+
+// TestSenderSweepMode (batch and sync modes): the sender leaves entries
+// younger than MinAge to the requests handing them on, sends the older
+// ones, and on shutdown sends what is left whatever its age.
+func TestSenderSweepMode(t *testing.T) {
+	f := setup(t, 10)
+	old := f.reserve(t, 3)
+	time.Sleep(400 * time.Millisecond)
+	s := f.newSender(outbox.Options{MinAge: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	testenv.Eventually(t, 10*time.Second, "entries older than MinAge sent", func() bool { return len(f.created(t)) == 3 })
+	f.checkSent(t, old)
+	fresh := f.reserver
+	r, err := fresh.Reserve(t.Context(), stock.Request{OrderID: f.product + "-fresh", UserID: "uf", ProductID: f.product, Quantity: 1, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(f.created(t)); n != 3 {
+		t.Errorf("orders sent 100 ms after a new reservation = %d, want 3 (it is younger than MinAge)", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	old[r.OrderID] = r
+	f.checkSent(t, old)
+	if n := f.rdb.XLen(context.Background(), f.stream).Val(); n != 0 {
+		t.Errorf("outbox length after shutdown = %d, want 0", n)
+	}
 }

@@ -22,7 +22,10 @@ import (
 type pipeline struct {
 	rdb    redis.UniversalClient
 	script *redis.Script
-	group  *gather.Group[*scriptCall]
+	// beforeLoad runs before the script is loaded into a Redis that lost
+	// it (NOSCRIPT): a restarted one (see epoch.lua).
+	beforeLoad func(context.Context) error
+	group      *gather.Group[*scriptCall]
 }
 
 type scriptCall struct {
@@ -35,8 +38,8 @@ type scriptCall struct {
 // maxPipeline bounds a group; at 64 concurrent requests groups stay smaller.
 const maxPipeline = 128
 
-func newPipeline(rdb redis.UniversalClient, script *redis.Script) *pipeline {
-	p := &pipeline{rdb: rdb, script: script}
+func newPipeline(rdb redis.UniversalClient, script *redis.Script, beforeLoad func(context.Context) error) *pipeline {
+	p := &pipeline{rdb: rdb, script: script, beforeLoad: beforeLoad}
 	p.group = gather.New(maxPipeline, 0, p.exec)
 	return p
 }
@@ -54,25 +57,41 @@ func (p *pipeline) run(ctx context.Context, keys []string, args ...any) ([]any, 
 	return c.vals, c.err
 }
 
+// exec runs a group: EVALSHA only (never go-redis's Run, which would load
+// the script without beforeLoad), in one pipeline.
 func (p *pipeline) exec(ctx context.Context, group []*scriptCall) {
+	var cmds []*redis.Cmd
 	if len(group) == 1 {
 		c := group[0]
-		c.vals, c.err = p.script.Run(ctx, p.rdb, c.keys, c.args...).Slice()
-		return
+		cmds = []*redis.Cmd{p.script.EvalSha(ctx, p.rdb, c.keys, c.args...)}
+	} else {
+		pipe := p.rdb.Pipeline()
+		cmds = make([]*redis.Cmd, len(group))
+		for i, c := range group {
+			cmds[i] = p.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, _ = pipe.Exec(ctx) // each command carries its own error
 	}
-	pipe := p.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(group))
-	for i, c := range group {
-		cmds[i] = p.script.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
+	var loadErr error
+	loaded := false
 	for i, c := range group {
 		c.vals, c.err = cmds[i].Slice()
-		if c.err != nil && isNoScript(c.err) {
-			// Redis lost its script cache (restart, SCRIPT FLUSH): Run
-			// loads it again (EVAL).
-			c.vals, c.err = p.script.Run(ctx, p.rdb, c.keys, c.args...).Slice()
+		if c.err == nil || !isNoScript(c.err) {
+			continue
 		}
+		// Redis lost its script cache (a restart, SCRIPT FLUSH): check
+		// what it lost before loading the script again (EVAL).
+		if !loaded {
+			loaded = true
+			if loadErr = p.beforeLoad(ctx); loadErr == nil {
+				loadErr = p.script.Load(ctx, p.rdb).Err()
+			}
+		}
+		if loadErr != nil {
+			c.err = fmt.Errorf("load the reservation script: %w", loadErr)
+			continue
+		}
+		c.vals, c.err = p.script.EvalSha(ctx, p.rdb, c.keys, c.args...).Slice()
 	}
 }
 

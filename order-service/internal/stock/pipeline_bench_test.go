@@ -35,12 +35,13 @@ func BenchmarkReserve(b *testing.B) {
 			loaded := testenv.Unique(b, "loaded")
 			rdb.Set(ctx, events.StockKey(product), 1<<40, time.Hour)
 			rdb.HSet(ctx, events.InfoKey(product), "price", 100, "limit", 0)
-			rdb.Set(ctx, loaded, "1", time.Hour)
+			rdb.Set(ctx, loaded, testenv.RunID(b, rdb), time.Hour)
 			b.Cleanup(func() { rdb.Del(context.Background(), stream) }) // the outbox entries
 			b.Cleanup(func() {
 				rdb.Del(context.Background(), events.StockKey(product), events.InfoKey(product), events.UsersKey(product), stream, loaded)
 			})
-			p := newPipeline(rdb, script)
+			r := NewReserver(rdb, Options{Stream: stream, TTL: 30 * time.Second, Loaded: loaded}) // order hashes expire in 30 s
+			p := r.pipe
 			var seq atomic.Int64
 			redisBefore, before := testenv.ProcessCPU("redis-server"), testenv.SelfCPU()
 			b.SetParallelism(32) // 64 goroutines on 2 CPUs
@@ -48,10 +49,8 @@ func BenchmarkReserve(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := seq.Add(1)
-					order := fmt.Sprintf("%s-%d", product, i)
-					keys := []string{events.StockKey(product), events.InfoKey(product), events.UsersKey(product),
-						events.OrderKey(order), "sk:idem:-", stream, loaded}
-					args := []any{fmt.Sprintf("u%d", i), product, 1, order, time.Now().UnixMilli(), 30, "0", "1"} // order hashes expire in 30 s
+					keys, args := r.scriptCall(Request{OrderID: fmt.Sprintf("%s-%d", product, i), UserID: fmt.Sprintf("u%d", i),
+						ProductID: product, Quantity: 1, Now: time.Now(), PayWindow: time.Minute})
 					var err error
 					if pipelined {
 						_, err = p.run(ctx, keys, args...)

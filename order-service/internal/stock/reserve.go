@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,16 +32,21 @@ var (
 //go:embed reserve.lua
 var reserveLua string
 
+//go:embed epoch.lua
+var epochLua string
+
+var epochScript = redis.NewScript(epochLua)
+
 // DefaultTTL is how long a reservation hash and an idempotency key live.
 const DefaultTTL = 24 * time.Hour
 
 // Options configure a Reserver. Zero values take the defaults.
 type Options struct {
-	Outbox bool          // also XADD the reservation to the outbox stream
 	Stream string        // outbox stream name; default events.OutboxStream
 	TTL    time.Duration // default DefaultTTL
-	// Loaded is the key inventory-service sets once every product is in
-	// Redis; default events.LoadedKey.
+	// Loaded is the key inventory-service sets to Redis's run_id once every
+	// product is in Redis (and rebuilt, after a restart); default
+	// events.LoadedKey. No order is reserved while it is missing.
 	Loaded string
 }
 
@@ -62,7 +68,20 @@ func NewReserver(rdb redis.UniversalClient, opts Options) *Reserver {
 	if opts.Loaded == "" {
 		opts.Loaded = events.LoadedKey
 	}
-	return &Reserver{rdb: rdb, pipe: newPipeline(rdb, redis.NewScript(reserveLua)), opts: opts}
+	r := &Reserver{rdb: rdb, opts: opts}
+	r.pipe = newPipeline(rdb, redis.NewScript(reserveLua), r.checkRestart)
+	return r
+}
+
+// checkRestart runs before the reservation script is loaded into a Redis
+// that lacks it: after a restart the loaded marker names another run and
+// is deleted, so no order is reserved against what the restarted Redis
+// kept until inventory-service has rebuilt the stock (epoch.lua).
+func (r *Reserver) checkRestart(ctx context.Context) error {
+	if err := epochScript.Run(ctx, r.rdb, []string{r.opts.Loaded}).Err(); err != nil {
+		return fmt.Errorf("check redis run against %s: %w", r.opts.Loaded, err)
+	}
+	return nil
 }
 
 // Request is one order attempt.
@@ -85,36 +104,27 @@ type Reservation struct {
 	Remaining int64
 	// Replayed is true when the idempotency key had already reserved OrderID.
 	Replayed bool
+	// OutboxID is the ID of the reservation's entry in the outbox stream
+	// ("" on a replay): batch and sync modes delete it once they handed the
+	// order on themselves.
+	OutboxID string
 }
 
 // Reserve checks and reserves stock for req atomically: product known, the
 // idempotency key (same key → same order, no second reservation), the per-user
-// limit, strict stock (never below 0), then the decrement, the order hash and,
-// in outbox mode, the outbox entry. Rejections wrap ErrSoldOut,
+// limit, strict stock (never below 0), then the decrement, the order hash and
+// the outbox entry (in every send mode). Rejections wrap ErrSoldOut,
 // ErrLimitExceeded, ErrUnknownProduct or ErrNotLoaded (the product's stock is
 // missing, or Redis lost every product: see Options.Loaded).
 func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error) {
-	idemKey, useIdem := "sk:idem:-", "0"
-	if req.IdempotencyKey != "" {
-		idemKey, useIdem = events.IdempotencyKey(req.UserID, req.IdempotencyKey), "1"
-	}
-	outbox := "0"
-	if r.opts.Outbox {
-		outbox = "1"
-	}
-	keys := []string{
-		events.StockKey(req.ProductID), events.InfoKey(req.ProductID), events.UsersKey(req.ProductID),
-		events.OrderKey(req.OrderID), idemKey, r.opts.Stream, r.opts.Loaded,
-	}
+	keys, args := r.scriptCall(req)
 	createdMS := req.Now.UnixMilli()
 	deadlineMS := req.Now.Add(req.PayWindow).UnixMilli()
-	res, err := r.pipe.run(ctx, keys,
-		req.UserID, req.ProductID, req.Quantity, req.OrderID, createdMS,
-		int64(r.opts.TTL/time.Second), useIdem, outbox, deadlineMS)
+	res, err := r.pipe.run(ctx, keys, args...)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %d of %s for %s: %w", req.Quantity, req.ProductID, req.UserID, err)
 	}
-	if len(res) != 4 {
+	if len(res) < 4 {
 		return Reservation{}, fmt.Errorf("reserve %d of %s: unexpected script reply %v", req.Quantity, req.ProductID, res)
 	}
 	code, _ := res[0].(int64)
@@ -123,10 +133,20 @@ func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error
 	amount, _ := res[3].(int64)
 	switch code {
 	case 0:
+		var entry, sale string
+		if len(res) > 5 {
+			entry, _ = res[4].(string)
+			sale, _ = res[5].(string)
+		}
+		saleID, err := strconv.ParseInt(sale, 10, 64)
+		if err != nil {
+			return Reservation{}, fmt.Errorf("reserve %s: sale_id %q in its info: %w", req.ProductID, sale, err)
+		}
 		return Reservation{Reservation: events.Reservation{
 			OrderID: orderID, UserID: req.UserID, ProductID: req.ProductID, Quantity: req.Quantity,
 			AmountCents: amount, CreatedAt: time.UnixMilli(createdMS).UTC(), PayDeadline: time.UnixMilli(deadlineMS).UTC(),
-		}, Remaining: remaining}, nil
+			SaleID: saleID,
+		}, Remaining: remaining, OutboxID: entry}, nil
 	case 1:
 		return Reservation{Remaining: remaining}, fmt.Errorf("reserve %d of %s: %w", req.Quantity, req.ProductID, ErrSoldOut)
 	case 2:
@@ -145,6 +165,21 @@ func (r *Reserver) Reserve(ctx context.Context, req Request) (Reservation, error
 	default:
 		return Reservation{}, fmt.Errorf("reserve %s: unknown script code %d", req.ProductID, code)
 	}
+}
+
+// scriptCall returns the keys and arguments of the reservation script for req.
+func (r *Reserver) scriptCall(req Request) (keys []string, args []any) {
+	idemKey, useIdem := "sk:idem:-", "0"
+	if req.IdempotencyKey != "" {
+		idemKey, useIdem = events.IdempotencyKey(req.UserID, req.IdempotencyKey), "1"
+	}
+	keys = []string{
+		events.StockKey(req.ProductID), events.InfoKey(req.ProductID), events.UsersKey(req.ProductID),
+		events.OrderKey(req.OrderID), idemKey, r.opts.Stream, r.opts.Loaded,
+	}
+	args = []any{req.UserID, req.ProductID, req.Quantity, req.OrderID, req.Now.UnixMilli(),
+		int64(r.opts.TTL / time.Second), useIdem, req.Now.Add(req.PayWindow).UnixMilli()}
+	return keys, args
 }
 
 // Pending returns the reservation of orderID, or ErrNotFound.

@@ -52,21 +52,21 @@ func req(p, user string, qty int) stock.Request {
 	}
 }
 
-func newReserver(t *testing.T, rdb *redis.Client, outbox bool) (*stock.Reserver, string) {
-	r, stream, _ := newReserverLoaded(t, rdb, outbox)
+func newReserver(t *testing.T, rdb *redis.Client) (*stock.Reserver, string) {
+	r, stream, _ := newReserverLoaded(t, rdb)
 	return r, stream
 }
 
 // newReserverLoaded is newReserver with a loaded marker of the test's own,
 // set as inventory-service sets events.LoadedKey; it returns its key too.
-func newReserverLoaded(t *testing.T, rdb *redis.Client, outbox bool) (r *stock.Reserver, stream, loaded string) {
+func newReserverLoaded(t *testing.T, rdb *redis.Client) (r *stock.Reserver, stream, loaded string) {
 	t.Helper()
 	stream, loaded = testenv.Unique(t, "outbox"), testenv.Unique(t, "loaded")
-	if err := rdb.Set(t.Context(), loaded, "1", time.Hour).Err(); err != nil {
+	if err := rdb.Set(t.Context(), loaded, testenv.RunID(t, rdb), time.Hour).Err(); err != nil {
 		t.Fatalf("set loaded marker: %v", err)
 	}
 	t.Cleanup(func() { rdb.Del(context.Background(), stream, loaded) })
-	return stock.NewReserver(rdb, stock.Options{Outbox: outbox, Stream: stream, TTL: time.Minute, Loaded: loaded}), stream, loaded
+	return stock.NewReserver(rdb, stock.Options{Stream: stream, TTL: time.Minute, Loaded: loaded}), stream, loaded
 }
 
 func TestReserve(t *testing.T) {
@@ -87,7 +87,7 @@ func TestReserve(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := sale(t, rdb, tc.stock, 999, tc.limit)
-			r, _ := newReserver(t, rdb, false)
+			r, _ := newReserver(t, rdb)
 			got, err := r.Reserve(t.Context(), req(p, "u1", tc.qty))
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Reserve(%q, %d) error = %v, want %v", p, tc.qty, err, tc.wantErr)
@@ -125,12 +125,13 @@ func TestReserveNotLoaded(t *testing.T) {
 		{"stock being rebuilt", true, false, false, stock.ErrNotLoaded},
 		{"redis lost everything", true, true, true, stock.ErrNotLoaded},
 		{"unknown product", true, true, false, stock.ErrUnknownProduct},
+		{"restarted, not checked yet (marker gone)", false, false, true, stock.ErrNotLoaded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := sale(t, rdb, 5, 100, 0)
-			r, stream, loaded := newReserverLoaded(t, rdb, true)
+			r, stream, loaded := newReserverLoaded(t, rdb)
 			ctx := t.Context()
 			if tc.dropStock {
 				rdb.Del(ctx, events.StockKey(p))
@@ -147,10 +148,17 @@ func TestReserveNotLoaded(t *testing.T) {
 			if _, err := r.Reserve(ctx, o); !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Reserve(%s) error = %v, want %v", tc.name, err, tc.wantErr)
 			}
-			n, err := rdb.Exists(ctx, events.StockKey(p), events.UsersKey(p), events.OrderKey(o.OrderID),
+			n, err := rdb.Exists(ctx, events.UsersKey(p), events.OrderKey(o.OrderID),
 				events.IdempotencyKey("u1", o.IdempotencyKey), stream).Result()
 			if err != nil || n != 0 {
 				t.Errorf("keys written by a refused Reserve = %d (%v), want 0", n, err)
+			}
+			if tc.dropStock {
+				if rdb.Exists(ctx, events.StockKey(p)).Val() != 0 {
+					t.Errorf("stock key written by a refused Reserve")
+				}
+			} else if left := stockOf(t, rdb, p); left != 5 {
+				t.Errorf("stock after a refused Reserve = %d, want 5", left)
 			}
 		})
 	}
@@ -159,7 +167,7 @@ func TestReserveNotLoaded(t *testing.T) {
 func TestReservePerUserLimitAcrossOrders(t *testing.T) {
 	rdb := testenv.Redis(t)
 	p := sale(t, rdb, 10, 100, 2)
-	r, _ := newReserver(t, rdb, false)
+	r, _ := newReserver(t, rdb)
 	for i, want := range []error{nil, nil, stock.ErrLimitExceeded} {
 		if _, err := r.Reserve(t.Context(), req(p, "u1", 1)); !errors.Is(err, want) {
 			t.Fatalf("Reserve #%d error = %v, want %v", i+1, err, want)
@@ -176,7 +184,7 @@ func TestReservePerUserLimitAcrossOrders(t *testing.T) {
 func TestReserveIdempotencyKey(t *testing.T) {
 	rdb := testenv.Redis(t)
 	p := sale(t, rdb, 10, 100, 0)
-	r, stream := newReserver(t, rdb, true)
+	r, stream := newReserver(t, rdb)
 	key := testenv.Unique(t, "idem")
 	t.Cleanup(func() { rdb.Del(context.Background(), events.IdempotencyKey("u1", key)) })
 	first := req(p, "u1", 2)
@@ -213,7 +221,7 @@ func TestReserveIdempotencyKey(t *testing.T) {
 func TestReserveOutboxEntry(t *testing.T) {
 	rdb := testenv.Redis(t)
 	p := sale(t, rdb, 10, 250, 0)
-	r, stream := newReserver(t, rdb, true)
+	r, stream := newReserver(t, rdb)
 	got, err := r.Reserve(t.Context(), req(p, "u9", 3))
 	if err != nil {
 		t.Fatalf("Reserve error = %v", err)
@@ -240,7 +248,7 @@ func TestReserveConcurrentBuyers(t *testing.T) {
 	rdb := testenv.Redis(t)
 	const buyers, units = 1000, 100
 	p := sale(t, rdb, units, 100, 1)
-	r, stream := newReserver(t, rdb, true)
+	r, stream := newReserver(t, rdb)
 	var ok, sold atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, buyers)
@@ -277,7 +285,7 @@ func TestReserveConcurrentBuyers(t *testing.T) {
 func TestReserveLastUnitRace(t *testing.T) {
 	rdb := testenv.Redis(t)
 	p := sale(t, rdb, 1, 100, 0)
-	r, _ := newReserver(t, rdb, false)
+	r, _ := newReserver(t, rdb)
 	const n = 64
 	var ok atomic.Int64
 	var wg sync.WaitGroup
