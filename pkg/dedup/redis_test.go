@@ -140,3 +140,26 @@ func TestRedisConcurrentBeginOneWins(t *testing.T) {
 		t.Errorf("concurrent Begin: %d owned, %d in progress, %d other; want 1, %d, 0", owned, busy, others, n-1)
 	}
 }
+
+// TestRedisBeginClientRetry: Begin's reply is lost on the wire and go-redis
+// sends the same call again; the retry owns the claim it made, instead of
+// finding it in progress until it expires.
+func TestRedisBeginClientRetry(t *testing.T) {
+	t.Parallel()
+	lr := testenv.RedisLostReply(t, "evalsha")
+	r := dedup.NewRedis(lr.Client, testenv.Unique(t, "c"), time.Minute, time.Hour)
+	t.Cleanup(func() { lr.Client.Del(context.Background(), r.Key("warm-up"), r.Key("k")) })
+	if err := r.Begin(t.Context(), "warm-up"); err != nil { // loads the script: the lost reply is Begin's own
+		t.Fatal(err)
+	}
+	lr.Arm()
+	if err := r.Begin(t.Context(), "k"); err != nil {
+		t.Fatalf("Begin with its reply lost once = %v, want nil", err)
+	}
+	if lr.Lost() != 1 {
+		t.Fatalf("replies lost = %d, want 1", lr.Lost())
+	}
+	if err := r.Begin(t.Context(), "k"); !errors.Is(err, dedup.ErrInProgress) {
+		t.Errorf("another Begin = %v, want %v", err, dedup.ErrInProgress)
+	}
+}

@@ -54,9 +54,16 @@ func (e *env) startRelay(t *testing.T) {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvOn(t, testenv.Redis(t))
+}
+
+// newEnvOn is newEnv on the Redis rdb (e.g. a private server the test
+// restarts).
+func newEnvOn(t *testing.T, rdb *redis.Client) *env {
+	t.Helper()
 	e := &env{
 		gdb:    testenv.MariaDB(t, dedup.Migrations, outbox.Migrations, migrations.FS),
-		rdb:    testenv.Redis(t),
+		rdb:    rdb,
 		broker: testbroker.Start(t, func(o *testbroker.Options) { o.DelayScale = 0.01 }),
 		log:    slog.New(slog.NewJSONHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}

@@ -14,6 +14,7 @@ type Metrics struct {
 	SoldOutSent *prometheus.CounterVec // sold_out
 	Rebuilds    *prometheus.CounterVec // result: done, cancelled, failed
 	Rebuilding  prometheus.Gauge
+	RedisResets prometheus.Counter
 }
 
 // NewMetrics registers the counters on reg.
@@ -49,8 +50,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Rebuilding: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "inventory_stock_rebuilds_in_progress", Help: "Products whose Redis stock this replica is rebuilding (they take no orders).",
 		}),
+		RedisResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "inventory_redis_resets_total", Help: "Times this replica found Redis restarted or emptied (another run_id than the loaded marker's) and dropped every product's stock for a rebuild.",
+		}),
 	}
 	reg.MustRegister(m.Deductions, m.Releases, m.GiveBacks, m.Skipped, m.Duplicates,
-		m.LedgerLines, m.SaleResets, m.SoldOutSent, m.Rebuilds, m.Rebuilding)
+		m.LedgerLines, m.SaleResets, m.SoldOutSent, m.Rebuilds, m.Rebuilding, m.RedisResets)
 	return m
 }

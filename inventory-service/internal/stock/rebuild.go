@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,11 +28,17 @@ var (
 	rebuildLockLua string
 	//go:embed rebuild_finish.lua
 	rebuildFinishLua string
+	//go:embed reset.lua
+	resetLua string
+	//go:embed certify.lua
+	certifyLua string
 
 	restoreInfoScript   = redis.NewScript(restoreInfoLua)
 	rebuildTakeScript   = redis.NewScript(rebuildTakeLua)
 	rebuildLockScript   = redis.NewScript(rebuildLockLua)
 	rebuildFinishScript = redis.NewScript(rebuildFinishLua)
+	resetScript         = redis.NewScript(resetLua)
+	certifyScript       = redis.NewScript(certifyLua)
 )
 
 // errLockLost: the rebuild's lock is gone: a sale start deleted it (and wrote
@@ -55,9 +63,14 @@ type RebuildOptions struct {
 	// crashed replica's rebuild is taken over this long after. Default 10 s,
 	// and at least 3 Intervals.
 	LockTTL time.Duration
-	// Loaded is the marker key set once every product has its info in
-	// Redis; default events.LoadedKey.
+	// Loaded is the marker key set to Redis's run_id once every product
+	// has its info in Redis (and, after a restart, its stock dropped for a
+	// rebuild); default events.LoadedKey.
 	Loaded string
+	// Outbox is order-service's outbox stream: a rebuild waits until the
+	// orders it held when the loss was seen are handed on; default
+	// events.OutboxStream.
+	Outbox string
 }
 
 // Rebuilder notices that Redis lost a product's keys (Redis restarted empty)
@@ -110,34 +123,53 @@ func NewRebuilder(store *Store, rdb redis.UniversalClient, producer *mq.Producer
 	if opts.Loaded == "" {
 		opts.Loaded = events.LoadedKey
 	}
+	if opts.Outbox == "" {
+		opts.Outbox = events.OutboxStream
+	}
 	return &Rebuilder{store: store, rdb: rdb, producer: producer, backlog: backlog, metrics: m, log: log,
 		opts: opts, running: map[string]bool{}}
 }
 
 // Check compares Redis with the database once: it puts back the info hash of
-// every product that lost it, then sets the loaded marker, and returns the
-// products whose stock key is missing (their stock needs a rebuild).
+// every product that lost it and returns the products whose stock key is
+// missing (their stock needs a rebuild). When the loaded marker does not
+// name the running Redis (its run_id changes at every start), Redis
+// restarted, maybe from an append-only file without its last second, or
+// lost its data: Check then drops every product's stock (reset) and
+// returns them all, so each is rebuilt as after a loss.
 func (r *Rebuilder) Check(ctx context.Context) ([]Product, error) {
 	ps, err := r.store.Products(ctx)
 	if err != nil {
 		return nil, err
 	}
+	runID, err := r.runID(ctx)
+	if err != nil {
+		return nil, err
+	}
 	pipe := r.rdb.Pipeline()
+	marker := pipe.Get(ctx, r.opts.Loaded)
 	infos := make([]*redis.IntCmd, len(ps))
 	stocks := make([]*redis.IntCmd, len(ps))
 	for i, p := range ps {
 		infos[i] = pipe.Exists(ctx, events.InfoKey(p.ProductID))
 		stocks[i] = pipe.Exists(ctx, events.StockKey(p.ProductID))
 	}
-	if len(ps) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	if err := marker.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read %s: %w", r.opts.Loaded, err)
+	}
+	for i := range ps {
+		if err := errors.Join(infos[i].Err(), stocks[i].Err()); err != nil {
 			return nil, fmt.Errorf("check redis keys of %d products: %w", len(ps), err)
 		}
+	}
+	if marker.Val() != runID {
+		return r.reset(ctx, ps, runID, marker.Val())
 	}
 	var missing []Product
 	for i, p := range ps {
 		if infos[i].Val() == 0 {
-			err := restoreInfoScript.Run(ctx, r.rdb, []string{events.InfoKey(p.ProductID)}, p.PriceCents, p.PerUserLimit).Err()
+			err := restoreInfoScript.Run(ctx, r.rdb, []string{events.InfoKey(p.ProductID)}, p.PriceCents, p.PerUserLimit, p.SaleID).Err()
 			if err != nil {
 				return nil, fmt.Errorf("restore redis info of %s: %w", p.ProductID, err)
 			}
@@ -146,11 +178,62 @@ func (r *Rebuilder) Check(ctx context.Context) ([]Product, error) {
 			missing = append(missing, p)
 		}
 	}
-	// Only now: every product of the database has its info back.
-	if err := r.rdb.Set(ctx, r.opts.Loaded, "1", 0).Err(); err != nil {
+	return missing, nil
+}
+
+// reset handles a Redis of another run than the loaded marker names: one
+// that restarted (what it kept may miss the last second of writes: stock
+// and per-user counts of orders already handed on, so its counts cannot be
+// trusted) or lost everything. The marker and every product's stock and
+// rebuild lock go in one script (reset.lua: orders stop, a rebuild under
+// way publishes nothing), missing info comes back, and the marker is set
+// to the new run: each product then takes orders again once its rebuild
+// from the database published it. When another replica reset first, the
+// next check finds the marker current.
+func (r *Rebuilder) reset(ctx context.Context, ps []Product, runID, was string) ([]Product, error) {
+	keys := make([]string, 0, 1+2*len(ps))
+	keys = append(keys, r.opts.Loaded)
+	for _, p := range ps {
+		keys = append(keys, events.StockKey(p.ProductID), lockKey(p.ProductID))
+	}
+	dropped, err := resetScript.Run(ctx, r.rdb, keys, runID).Int()
+	if err != nil {
+		return nil, fmt.Errorf("drop the redis stock of %d products: %w", len(ps), err)
+	}
+	if dropped == 0 {
+		return nil, nil
+	}
+	r.log.WarnContext(ctx, "redis restarted or lost its data; every product's stock is rebuilt from the database",
+		"run_id", runID, "loaded_marker", was, "products", len(ps))
+	for _, p := range ps {
+		err := restoreInfoScript.Run(ctx, r.rdb, []string{events.InfoKey(p.ProductID)}, p.PriceCents, p.PerUserLimit, p.SaleID).Err()
+		if err != nil {
+			return nil, fmt.Errorf("restore redis info of %s: %w", p.ProductID, err)
+		}
+	}
+	set, err := certifyScript.Run(ctx, r.rdb, []string{r.opts.Loaded}, runID).Int()
+	if err != nil {
 		return nil, fmt.Errorf("set %s: %w", r.opts.Loaded, err)
 	}
-	return missing, nil
+	if set == 0 {
+		return nil, fmt.Errorf("set %s: redis is not run %s any more (restarted again)", r.opts.Loaded, runID)
+	}
+	r.metrics.RedisResets.Inc()
+	return ps, nil
+}
+
+// runID is the run_id of the Redis answering now.
+func (r *Rebuilder) runID(ctx context.Context) (string, error) {
+	info, err := r.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", fmt.Errorf("read redis run_id: %w", err)
+	}
+	for l := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "run_id:"); ok && v != "" {
+			return v, nil
+		}
+	}
+	return "", errors.New("read redis run_id: none in INFO server")
 }
 
 // Run checks every Interval and rebuilds each product Check reports, until
@@ -256,9 +339,21 @@ func (r *Rebuilder) rebuild(ctx context.Context, p Product) {
 func (r *Rebuilder) rebuildLocked(ctx context.Context, p Product, token string, log *slog.Logger) (rebuilt, error) {
 	id := p.ProductID
 	start := time.Now()
+	// Orders accepted before the loss whose outbox entries Redis kept (a
+	// restart from the append-only file keeps all but the last second) are
+	// not in the broker until order-service hands them on: they count in
+	// sold only once they are, and the snapshot must come after them. The
+	// product's stock key is missing, so nothing newer is reserved for it.
+	mark, err := r.newestOutboxEntry(ctx)
+	if err != nil {
+		return rebuilt{}, err
+	}
 	// A created event whose send began before the loss may not be in the
 	// broker yet: the snapshot is taken once such sends are over.
 	if err := r.hold(ctx, id, token, r.opts.Grace); err != nil {
+		return rebuilt{}, err
+	}
+	if err := r.waitOutbox(ctx, id, token, mark, log); err != nil {
 		return rebuilt{}, err
 	}
 	snap, err := r.backlog.Snapshot(ctx)
@@ -321,6 +416,59 @@ func (r *Rebuilder) rebuildLocked(ctx context.Context, p Product, token string, 
 		return rebuilt{}, fmt.Errorf("publish rebuilt stock of %s: stock key written by someone else: %w", id, errLockLost)
 	}
 	return res, nil
+}
+
+// newestOutboxEntry is the ID of the outbox's newest entry ("" when empty).
+func (r *Rebuilder) newestOutboxEntry(ctx context.Context) (string, error) {
+	es, err := r.rdb.XRevRangeN(ctx, r.opts.Outbox, "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("read outbox %s: %w", r.opts.Outbox, err)
+	}
+	if len(es) == 0 {
+		return "", nil
+	}
+	return es[0].ID, nil
+}
+
+// waitOutbox waits, keeping the lock, until no outbox entry up to mark is
+// left: order-service deletes an entry once the broker stored its order.
+func (r *Rebuilder) waitOutbox(ctx context.Context, productID, token, mark string, log *slog.Logger) error {
+	if mark == "" {
+		return nil
+	}
+	lastLog := time.Now()
+	for {
+		es, err := r.rdb.XRangeN(ctx, r.opts.Outbox, "-", "+", 1).Result()
+		if err == nil && (len(es) == 0 || streamIDAfter(es[0].ID, mark)) {
+			return nil
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			if err != nil {
+				log.WarnContext(ctx, "read the outbox; retrying", "err", err)
+			} else {
+				log.InfoContext(ctx, "stock rebuild waiting for order-service to hand on the orders its outbox held at the loss",
+					"oldest", es[0].ID, "newest_at_loss", mark)
+			}
+		}
+		if err := r.hold(ctx, productID, token, r.opts.Interval); err != nil {
+			return err
+		}
+	}
+}
+
+// streamIDAfter reports whether stream entry ID a is after b ("ms-seq").
+func streamIDAfter(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	an, _ := strconv.ParseUint(am, 10, 64)
+	bn, _ := strconv.ParseUint(bm, 10, 64)
+	if an != bn {
+		return an > bn
+	}
+	ax, _ := strconv.ParseUint(as, 10, 64)
+	bx, _ := strconv.ParseUint(bs, 10, 64)
+	return ax > bx
 }
 
 // hold waits d while keeping the lock, renewing it every Interval.

@@ -5,10 +5,16 @@
 -- KEYS[4] = sk:{p}:gen, KEYS[5] = sk:{p}:rebuild
 -- ARGV[1] = the rebuild's lock token, ARGV[2] = available units,
 -- ARGV[3] = the new generation
--- Returns 1 when published; 0 when the lock is not the rebuild's any more
+-- Returns 1 when published (by this call, or by its first run); 0 when the lock is not the rebuild's any more
 -- (a sale start deleted it, it expired, Redis lost it again); -1 when the
 -- stock key exists (written by someone else: nothing is overwritten).
 if redis.call('GET', KEYS[5]) ~= ARGV[1] then
+  -- The same call again (the Redis client resent it after losing the
+  -- reply): the first run published and wrote this new generation, which no
+  -- one else can have.
+  if redis.call('GET', KEYS[4]) == ARGV[3] then
+    return 1
+  end
   return 0
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -6,6 +6,11 @@
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
+-- The same call again (the Redis client resent it after losing the reply):
+-- the lock is already this rebuild's.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 1
 end

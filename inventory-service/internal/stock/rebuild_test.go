@@ -139,6 +139,9 @@ func TestRebuildAfterRedisLost(t *testing.T) {
 	if price, _ := e.rdb.HGet(t.Context(), events.InfoKey(p), "price").Int(); price != 100 {
 		t.Errorf("restored info price = %d, want 100", price)
 	}
+	if sale, _ := e.rdb.HGet(t.Context(), events.InfoKey(p), "sale_id").Int(); sale != 1 {
+		t.Errorf("restored info sale_id = %d, want 1 (reservations carry it)", sale)
+	}
 	testenv.Eventually(t, 20*time.Second, "stock rebuilt", func() bool { return e.exists(t, events.StockKey(p)) })
 
 	if got := e.redisInt(t, events.StockKey(p)); got != 7 {

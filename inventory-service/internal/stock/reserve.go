@@ -84,7 +84,7 @@ func (r *Reserver) HandleBatch(ctx context.Context, ms []mq.Message) error {
 func deduction(m mq.Message, ev events.OrderCreated) Deduction {
 	return Deduction{
 		MsgID: m.ID, EventID: ev.EventID, OrderID: ev.OrderID, UserID: ev.UserID,
-		ProductID: ev.ProductID, Quantity: ev.Quantity, CreatedAt: ev.CreatedAt,
+		ProductID: ev.ProductID, Quantity: ev.Quantity, CreatedAt: ev.CreatedAt, SaleID: ev.SaleID,
 	}
 }
 
@@ -166,8 +166,10 @@ func (r *Reserver) closed(ctx context.Context, m mq.Message) error {
 // giveBack returns a released order's units to the Redis stock exactly once:
 // a pkg/dedup.Redis record keyed by the closed event's business key covers
 // redeliveries, and the movement's redis_applied flag covers them after the
-// record expired. The remaining gap is a crash between the script and Commit:
-// once the consuming claim expires the give-back would run again.
+// record expired. The script itself marks the record consumed with the units
+// (no Commit step that a crash could miss), so a run that comes again — the
+// Redis client resending it after a lost reply, or a redelivery once the
+// consuming claim expired — finds it and adds nothing.
 //
 // While Redis lost the stock key, or when the key was rewritten whole since
 // the flag was read (a rebuild counts every release it finds in the database
@@ -200,18 +202,19 @@ func (r *Reserver) giveBack(ctx context.Context, rel Movement, log *slog.Logger)
 	key := events.EventID(rel.OrderID, events.TagClosed)
 	switch err := r.given.Begin(ctx, key); {
 	case errors.Is(err, dedup.ErrSeen):
-		// Given back before a crash or a failed send: redo only what follows.
-		if err := r.clearSoldOutIfAvailable(ctx, rel.ProductID); err != nil {
-			return err
-		}
-		return r.store.MarkRedisApplied(ctx, rel.ID)
+		return r.givenBefore(ctx, rel)
 	case err != nil:
 		// dedup.ErrInProgress included: another consumer is on it; retry later.
 		return fmt.Errorf("claim redis give-back of order %s: %w", rel.OrderID, err)
 	}
 	before, err := giveBackScript.Run(ctx, r.rdb,
-		[]string{events.StockKey(rel.ProductID), events.UsersKey(rel.ProductID), genKey(rel.ProductID)},
-		rel.Quantity, rel.UserID, gen).Int64()
+		[]string{events.StockKey(rel.ProductID), events.UsersKey(rel.ProductID), genKey(rel.ProductID), r.given.Key(key)},
+		rel.Quantity, rel.UserID, gen, dedup.Consumed, r.given.ConsumedTTL().Milliseconds()).Int64()
+	if err == nil && before == -3 {
+		// The script found its own record: this give-back was done by an
+		// earlier run whose reply never came back.
+		return r.givenBefore(ctx, rel)
+	}
 	switch {
 	case err != nil:
 		err = fmt.Errorf("give back %d of %s in redis: %w", rel.Quantity, rel.ProductID, err)
@@ -226,10 +229,6 @@ func (r *Reserver) giveBack(ctx context.Context, rel Movement, log *slog.Logger)
 		}
 		return err
 	}
-	if err := r.given.Commit(ctx, key); err != nil {
-		// The units are back; redis_applied below still stops a second give-back.
-		log.ErrorContext(ctx, "record redis give-back", "err", err)
-	}
 	r.metrics.GiveBacks.Inc()
 	switch {
 	case before == 0:
@@ -239,6 +238,15 @@ func (r *Reserver) giveBack(ctx context.Context, rel Movement, log *slog.Logger)
 		log.InfoContext(ctx, "stock back in redis; sold-out cleared", "quantity", rel.Quantity)
 	default:
 		log.InfoContext(ctx, "stock back in redis", "quantity", rel.Quantity, "stock_before", before)
+	}
+	return r.store.MarkRedisApplied(ctx, rel.ID)
+}
+
+// givenBefore finishes a give-back done before (a crash or a failed send
+// after the script): it redoes only what follows the script.
+func (r *Reserver) givenBefore(ctx context.Context, rel Movement) error {
+	if err := r.clearSoldOutIfAvailable(ctx, rel.ProductID); err != nil {
+		return err
 	}
 	return r.store.MarkRedisApplied(ctx, rel.ID)
 }

@@ -52,14 +52,16 @@ func (s *Sales) Product(ctx context.Context, productID string) (Product, error) 
 }
 
 // warm copies the product's sale into Redis in one MULTI: available stock,
-// price and limit, and no per-user counts (a new sale starts them over). It
+// price, limit and sale_id (each reservation takes it along: the sale of
+// the stock it decremented), and no per-user counts (a new sale starts them
+// over). It
 // writes a new stock generation and deletes the rebuild lock: a rebuild of the
 // previous sale still under way cannot publish over it.
 func (s *Sales) warm(ctx context.Context, p Product) error {
 	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.Set(ctx, events.StockKey(p.ProductID), p.Available(), 0)
 		pipe.Del(ctx, events.InfoKey(p.ProductID))
-		pipe.HSet(ctx, events.InfoKey(p.ProductID), "price", p.PriceCents, "limit", p.PerUserLimit)
+		pipe.HSet(ctx, events.InfoKey(p.ProductID), "price", p.PriceCents, "limit", p.PerUserLimit, "sale_id", p.SaleID)
 		pipe.Del(ctx, events.UsersKey(p.ProductID))
 		pipe.Set(ctx, genKey(p.ProductID), newToken(), 0)
 		pipe.Del(ctx, lockKey(p.ProductID))

@@ -134,8 +134,9 @@ type Sale struct {
 }
 
 // ResetSale creates the product or starts a new sale for it: sold goes back to
-// 0, sale_id increases and sale_started_at is now. Events of orders created
-// before sale_started_at are from an older sale and no longer touch stock.
+// 0, sale_id increases and sale_started_at is now. The warm-up that follows
+// writes the new sale_id into Redis with the new stock; orders reserved
+// against the older stock carry the older sale_id and no longer touch stock.
 func (s *Store) ResetSale(ctx context.Context, productID string, sale Sale) (Product, error) {
 	now := s.now()
 	p := Product{
@@ -181,15 +182,34 @@ func (s *Store) Product(ctx context.Context, productID string) (Product, error) 
 type Deduction struct {
 	MsgID, EventID, OrderID, UserID, ProductID string
 	Quantity                                   int
-	CreatedAt                                  time.Time // order creation; zero means "current sale"
+	// SaleID is the sale whose Redis stock the order took its units from.
+	// 0 (an event from before the field): the sale is told by CreatedAt
+	// against the sale's start, zero meaning "current sale".
+	SaleID    int64
+	CreatedAt time.Time
+}
+
+// sale is the sale d belongs to, given its product's current sale p: the
+// sale_id it carries; for an event from before that field, p's sale when
+// the order was created after p's start, else 0 (an older one).
+func (d Deduction) sale(p Product) int64 {
+	switch {
+	case d.SaleID != 0:
+		return d.SaleID
+	case !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt):
+		return 0
+	default:
+		return p.SaleID
+	}
 }
 
 // Deduct decides the created events of ds in one transaction, in their
 // order, with the same result whether they come one by one or together: it
 // claims every message and event ID, locks each product once, and for each
 // order deducts its units from the database stock, or refuses it (an
-// unknown product, an order of an older sale, or fewer units left than
-// Redis offered). Every decision is recorded as the order's deduct
+// unknown product, an order of another sale than the current one — by the
+// sale_id the reservation read from Redis, not by clocks — or fewer units
+// left than Redis offered). Every decision is recorded as the order's deduct
 // movement and written to the outbox with the events it makes: an applied
 // deduction sends deducted and its ledger line; a refused one sends closed
 // (out_of_stock), so the order is closed and its payment cancelled or
@@ -241,8 +261,11 @@ func (s *Store) Deduct(ctx context.Context, ds []Deduction) ([]Movement, error) 
 			switch {
 			case !known:
 				mv.Note = NoteUnknownProduct
-			case !d.CreatedAt.IsZero() && d.CreatedAt.Before(p.SaleStartedAt):
-				mv.Note = NoteStaleSale
+			case d.sale(p) != p.SaleID:
+				// Reserved against another sale's Redis stock (a reset
+				// came between): that stock is gone, the order is refused
+				// and its movement stays in its own sale.
+				mv.SaleID, mv.Note = d.sale(p), NoteStaleSale
 			case left[d.ProductID] < d.Quantity:
 				mv.Note = NoteRefused
 			default:
