@@ -58,8 +58,10 @@ stop:
 # Every fault scenario of e2e/chaos_*_test.go (TestChaos): duplicate delivery,
 # dropped offset commits, SIGKILL of a consumer and of order-service, broker
 # restart with a data dir, MariaDB outage, Redis restarted empty, poison
-# messages, pay/timeout race, SIGTERM under load, log secrets. `make test`
-# runs only the fast ones (1, 4, 9).
+# messages, pay/timeout race, SIGTERM under load, log secrets, the broker
+# refusing sends for 60 s, Redis restarted from an AOF without its last
+# second, a sale reset under load. `make test` runs only the fast ones (1, 4,
+# 9). E2E_CHAOS_REDIS_DB moves the scenarios' Redis database index.
 .PHONY: chaos
 chaos:
 	CHAOS=1 $(WITH_DEPS) go test -count=1 -timeout 40m -run 'TestChaos' -v ./e2e/

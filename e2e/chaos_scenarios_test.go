@@ -31,6 +31,9 @@ func chaosScenarios() []chaosScenario {
 		{"9_pay_timeout_race", true, chaosPayTimeoutRace},
 		{"10_sigterm_each_service", false, chaosSigterm},
 		{"11_log_secrets", false, chaosLogSecrets},
+		{"12_broker_refusing_60s", false, chaosBrokerRefusing},
+		{"13_redis_partial_loss", false, chaosRedisPartialLoss},
+		{"14_sale_reset_under_load", false, chaosSaleResetUnderLoad},
 	}
 }
 

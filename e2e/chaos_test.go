@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,8 +58,24 @@ func TestChaos(t *testing.T) {
 
 // chaosRedisDB is the Redis database index of the chaos stacks, apart from
 // the other end-to-end tests' (stack.DefaultRedisDB) so a load test running
-// at the same time cannot drain this run's outbox.
+// at the same time cannot drain this run's outbox. E2E_CHAOS_REDIS_DB
+// overrides it (and chaosRedisLostDB) for every scenario, so two runs on one
+// machine can keep apart.
 const chaosRedisDB = 10
+
+// chaosDB is def, or E2E_CHAOS_REDIS_DB when set.
+func chaosDB(t *testing.T, def int) int {
+	t.Helper()
+	v := os.Getenv("E2E_CHAOS_REDIS_DB")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 15 {
+		t.Fatalf("E2E_CHAOS_REDIS_DB=%q: want a database index 1..15", v)
+	}
+	return n
+}
 
 // chaosGroups are the consumer groups whose lag must drain after a scenario.
 var chaosGroups = []string{"GID-order", "GID-payment-timeout", "GID-inventory", "GID-inventory-ledger", "GID-payment", "GID-logistics"}
@@ -82,12 +100,14 @@ type chaosRun struct {
 	secrets []string // values no log line may contain
 
 	mu          sync.Mutex
-	accepted    map[string]string // order_id -> user
-	paid        map[string]bool   // pay answered 200
-	payClosed   int               // pay answered 409 order_closed
-	soldOut     int               // order answered 409 sold_out
-	orderRetry  int               // order requests retried (transport error or 5xx)
-	payRetry    int               // pay requests retried
+	accepted    map[string]string    // order_id -> user
+	paid        map[string]bool      // pay answered 200
+	acceptedAt  map[string]time.Time // order_id -> when its 202 arrived
+	payHold     atomic.Bool          // set: buyers do not pay (from then on)
+	payClosed   int                  // pay answered 409 order_closed
+	soldOut     int                  // order answered 409 sold_out
+	orderRetry  int                  // order requests retried (transport error or 5xx)
+	payRetry    int                  // pay requests retried
 	nAccepted   atomic.Int64
 	acceptedSig chan struct{} // closed when the load is over
 }
@@ -101,9 +121,7 @@ func startChaos(t *testing.T, bin *stack.Binaries, cfg chaosConfig, opts stack.O
 	if os.Getenv("ROCKETMQ_NAMESRV") == "" {
 		opts.Env = append(opts.Env, "ROCKETMQ_ACCESS_KEY="+ak, "ROCKETMQ_SECRET_KEY="+sk)
 	}
-	if opts.RedisDB == 0 {
-		opts.RedisDB = chaosRedisDB
-	}
+	opts.RedisDB = chaosDB(t, cmp.Or(opts.RedisDB, chaosRedisDB))
 	s := stack.Start(t, bin, opts)
 	r := &chaosRun{t: t, s: s, cfg: cfg, product: "chaos-" + randHex(),
 		accepted: map[string]string{}, paid: map[string]bool{}, acceptedSig: make(chan struct{}),
@@ -217,6 +235,10 @@ func (r *chaosRun) buyer(ctx context.Context, i int) {
 			r.t.Errorf("order_id %s given to %s and %s", id, prev, u)
 		}
 		r.accepted[id] = u
+		if r.acceptedAt == nil {
+			r.acceptedAt = map[string]time.Time{}
+		}
+		r.acceptedAt[id] = time.Now()
 		r.mu.Unlock()
 		r.nAccepted.Add(1)
 	case resp.Status == http.StatusConflict && resp.ErrorCode() == "sold_out":
@@ -228,7 +250,7 @@ func (r *chaosRun) buyer(ctx context.Context, i int) {
 		r.t.Errorf("order of %s = %v, want 202 or 409 sold_out", u, resp)
 		return
 	}
-	if r.cfg.payEach == 0 || i%r.cfg.payEach != 0 {
+	if r.cfg.payEach == 0 || i%r.cfg.payEach != 0 || r.payHold.Load() {
 		return
 	}
 	if r.cfg.payJitter > 0 {
@@ -281,6 +303,58 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 	if len(ids) == 0 {
 		t.Fatal("no order accepted")
 	}
+	final := r.finals(ctx, ids)
+	for id, st := range final {
+		if st == "shipped" && !r.paid[id] {
+			t.Errorf("order %s shipped but its payment never answered 200", id)
+		}
+		if st != "shipped" && r.paid[id] {
+			t.Errorf("order %s: pay answered 200, order ended %s (paid but not kept)", id, st)
+		}
+	}
+	want := expectation{product: r.product, orders: r.accepted, paid: r.paid, final: final, stock: r.cfg.stock}
+	eventually(t, 90*time.Second, "databases consistent", func() error { return checkState(ctx, r.s, want) })
+	r.drained(ctx)
+	// The load tool's verifier holds the same stores to its own list of
+	// invariants (written independently of checkState).
+	paid := make([]string, 0, len(r.paid))
+	for id := range r.paid {
+		paid = append(paid, id)
+	}
+	// After the drain: the last events (a deducted, a shipped) have been
+	// applied everywhere, as the verifier expects of a settled sale.
+	var res *verify.Result
+	eventually(t, 60*time.Second, "the loadtest verifier passes", func() error {
+		var err error
+		res, err = verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
+			Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: ids, Paid: paid})
+		if err != nil {
+			return err
+		}
+		if len(res.Violations) > 0 {
+			return fmt.Errorf("%d violations, e.g. %s", len(res.Violations), res.Violations[0])
+		}
+		return nil
+	})
+	t.Logf("loadtest verifier: %s", res.Summary())
+	r.checkSecrets()
+	shipped := 0
+	for _, id := range ids {
+		if final[id] == "shipped" {
+			shipped++
+		}
+	}
+	t.Logf("result: %d buyers, %d accepted (stock %d; units given back by closes are sold again), %d sold_out; %d paid (%d pay answered order_closed), %d shipped, %d closed; "+
+		"retries: %d order, %d pay; one row, one deduction, one payment per order, stock back once per closed order, ledger and Redis agree",
+		r.cfg.buyers, len(ids), r.cfg.stock, r.soldOut, len(r.paid), r.payClosed, shipped, len(ids)-shipped, r.orderRetry, r.payRetry)
+	return final
+}
+
+// finals polls every order until it is shipped or closed and returns the
+// final statuses.
+func (r *chaosRun) finals(ctx context.Context, ids []string) map[string]string {
+	t := r.t
+	t.Helper()
 	final := map[string]string{}
 	eventually(t, 120*time.Second, "every order shipped or closed", func() error {
 		var open []string
@@ -306,16 +380,14 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 		}
 		return nil
 	})
-	for id, st := range final {
-		if st == "shipped" && !r.paid[id] {
-			t.Errorf("order %s shipped but its payment never answered 200", id)
-		}
-		if st != "shipped" && r.paid[id] {
-			t.Errorf("order %s: pay answered 200, order ended %s (paid but not kept)", id, st)
-		}
-	}
-	want := expectation{product: r.product, orders: r.accepted, paid: r.paid, final: final, stock: r.cfg.stock}
-	eventually(t, 90*time.Second, "databases consistent", func() error { return checkState(ctx, r.s, want) })
+	return final
+}
+
+// drained waits until every consumer group drained and checks the outbox is
+// empty.
+func (r *chaosRun) drained(ctx context.Context) {
+	t := r.t
+	t.Helper()
 	if r.s.BrokerAdmin != "" {
 		eventually(t, 60*time.Second, "every consumer group drained", func() error {
 			var lagging []string
@@ -334,42 +406,9 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 			return nil
 		})
 	}
-	// The load tool's verifier holds the same stores to its own list of
-	// invariants (written independently of checkState).
-	paid := make([]string, 0, len(r.paid))
-	for id := range r.paid {
-		paid = append(paid, id)
-	}
-	// After the drain: the last events (a deducted, a shipped) have been
-	// applied everywhere, as the verifier expects of a settled sale.
-	var res *verify.Result
-	eventually(t, 60*time.Second, "the loadtest verifier passes", func() error {
-		var err error
-		res, err = verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
-			Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: ids, Paid: paid})
-		if err != nil {
-			return err
-		}
-		if len(res.Violations) > 0 {
-			return fmt.Errorf("%d violations, e.g. %s", len(res.Violations), res.Violations[0])
-		}
-		return nil
-	})
-	t.Logf("loadtest verifier: %s", res.Summary())
 	if n, err := r.s.Redis.XLen(ctx, events.OutboxStream).Result(); err != nil || n != 0 {
 		t.Errorf("outbox stream %s has %d entries (%v), want 0 once everything is sent", events.OutboxStream, n, err)
 	}
-	r.checkSecrets()
-	shipped := 0
-	for _, id := range ids {
-		if final[id] == "shipped" {
-			shipped++
-		}
-	}
-	t.Logf("result: %d buyers, %d accepted (stock %d; units given back by closes are sold again), %d sold_out; %d paid (%d pay answered order_closed), %d shipped, %d closed; "+
-		"retries: %d order, %d pay; one row, one deduction, one payment per order, stock back once per closed order, ledger and Redis agree",
-		r.cfg.buyers, len(ids), r.cfg.stock, r.soldOut, len(r.paid), r.payClosed, shipped, len(ids)-shipped, r.orderRetry, r.payRetry)
-	return final
 }
 
 // checkSecrets fails the test when a log line of the broker or a service

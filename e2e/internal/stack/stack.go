@@ -50,6 +50,9 @@ type Options struct {
 	// another on this machine pick different indexes: the outbox stream and
 	// sale keys have fixed names.
 	RedisDB int
+	// RedisAddr is the Redis of the services (default REDIS_ADDR, else
+	// 127.0.0.1:6379), e.g. a private redis-server a test restarts.
+	RedisAddr string
 }
 
 func (o *Options) defaults() {
@@ -118,7 +121,10 @@ func Start(t testing.TB, bin *Binaries, opts Options) *Stack {
 	if s.RedisDB == 0 {
 		s.RedisDB = redisDB(t)
 	}
-	redisAddr := getenv("REDIS_ADDR", defaultRedisAddr)
+	redisAddr := opts.RedisAddr
+	if redisAddr == "" {
+		redisAddr = getenv("REDIS_ADDR", defaultRedisAddr)
+	}
 	s.Redis = openRedis(t, redisAddr, s.RedisDB)
 
 	dbs := map[string]*sql.DB{}
