@@ -15,8 +15,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -147,15 +149,20 @@ type clientLogger struct {
 }
 
 func (l *clientLogger) emit(level slog.Level, msg string, fields map[string]any) {
-	if level < l.min {
-		return
-	}
 	attrs := make([]slog.Attr, 0, len(fields))
 	for k, v := range fields {
 		if err, ok := v.(error); ok {
+			if level == slog.LevelError && errors.Is(err, net.ErrClosed) {
+				// A connection this process closed (a shutdown racing a
+				// heartbeat): expected, and the client reconnects if needed.
+				level = slog.LevelWarn
+			}
 			v = err.Error()
 		}
 		attrs = append(attrs, slog.Any(k, fmt.Sprint(v)))
+	}
+	if level < l.min {
+		return
 	}
 	log := l.log.Load()
 	if log == nil {

@@ -68,8 +68,8 @@ func testRun(t *testing.T, mode string, dup int) {
 	} {
 		t.Setenv(k, v) // run reads the environment, as in main
 	}
-	var logs strings.Builder
-	log := logging.NewWriter(&syncWriter{b: &logs}, "order", slog.LevelInfo)
+	logs := &syncWriter{b: new(strings.Builder)}
+	log := logging.NewWriter(logs, "order", slog.LevelInfo)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(runCtx, log) }()
