@@ -26,6 +26,7 @@
 #   ORDER_HTTP_ADDR       127.0.0.1:8080   PAYMENT_HTTP_ADDR   127.0.0.1:8081
 #   INVENTORY_HTTP_ADDR   127.0.0.1:8082   LOGISTICS_HTTP_ADDR 127.0.0.1:8083
 #   EMBEDDED_NAMESRV      127.0.0.1:9876   EMBEDDED_BROKER     127.0.0.1:10911
+#   EMBEDDED_BROKER_METRICS 127.0.0.1:8084 (the embedded broker's Prometheus /metrics)
 #   CONSOLE_HTTP_ADDR     127.0.0.1:8090   (the live sale console)
 #   RUN_DIR               .run (logs, pid files, broker store, private MariaDB and Redis)
 #   BIN_DIR               bin (what make build writes)
@@ -52,6 +53,7 @@ mysql_addr=${MYSQL_ADDR:-127.0.0.1:3306}
 redis_addr=${REDIS_ADDR:-127.0.0.1:6379}
 embedded_namesrv=${EMBEDDED_NAMESRV:-127.0.0.1:9876}
 embedded_broker=${EMBEDDED_BROKER:-127.0.0.1:10911}
+embedded_broker_metrics=${EMBEDDED_BROKER_METRICS:-127.0.0.1:8084}
 namesrv=${ROCKETMQ_NAMESRV:-$embedded_namesrv}
 console_addr=${CONSOLE_HTTP_ADDR:-127.0.0.1:8090}
 
@@ -129,8 +131,8 @@ for s in "${services[@]}"; do
   fi
 done
 if [[ -z "${ROCKETMQ_NAMESRV:-}" ]]; then
-  for a in "$embedded_namesrv" "$embedded_broker"; do
-    reachable "$a" && die "$a is already in use: stop the other broker, set EMBEDDED_NAMESRV/EMBEDDED_BROKER, or set ROCKETMQ_NAMESRV to use it."
+  for a in "$embedded_namesrv" "$embedded_broker" "$embedded_broker_metrics"; do
+    reachable "$a" && die "$a is already in use: stop the other broker, set EMBEDDED_NAMESRV/EMBEDDED_BROKER/EMBEDDED_BROKER_METRICS, or set ROCKETMQ_NAMESRV to use it."
   done
 fi
 
@@ -175,7 +177,8 @@ else
   start_proc broker testbroker "$log_dir/testbroker.log" "$bin/testbroker" \
     -namesrv "$embedded_namesrv" -broker "$embedded_broker" \
     -topics ORDER:4,SOLDOUT:1,STOCK_LEDGER:1,ORDER_STATS:4 \
-    -data-dir "$run_dir/broker" -delay-scale "${DELAY_SCALE:-1}"
+    -data-dir "$run_dir/broker" -delay-scale "${DELAY_SCALE:-1}" \
+    -metrics "$embedded_broker_metrics"
   wait_up testbroker "reachable $embedded_namesrv" "$log_dir/testbroker.log"
   wait_up testbroker "reachable $embedded_broker" "$log_dir/testbroker.log"
   say "embedded broker: name server $embedded_namesrv, broker $embedded_broker (log $log_dir/testbroker.log)"
@@ -228,7 +231,7 @@ The flash-sale system is up.
   payment-service    $(url payment)   log $log_dir/payment.log
   inventory-service  $(url inventory)   log $log_dir/inventory.log
   logistics-service  $(url logistics)   log $log_dir/logistics.log
-  broker             ${namesrv}$(proc_pid testbroker >/dev/null && printf '   log %s' "$log_dir/testbroker.log")
+  broker             ${namesrv}$(proc_pid testbroker >/dev/null && printf '   log %s, metrics http://%s/metrics' "$log_dir/testbroker.log" "$embedded_broker_metrics")
   MariaDB            ${mysql_addr}$(proc_pid mariadb >/dev/null && printf '   private, %s' "$dep_dir/mariadb")
   Redis              ${redis_addr}$(proc_pid redis >/dev/null && printf '   private, %s' "$dep_dir/redis")
   every service also serves /healthz (alive), /readyz (ready) and /metrics (Prometheus)

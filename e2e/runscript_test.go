@@ -35,7 +35,7 @@ type runScript struct {
 // runScriptAddrs are the address variables of deploy/run.sh.
 var runScriptAddrs = []string{
 	"MYSQL_ADDR", "REDIS_ADDR", "ORDER_HTTP_ADDR", "PAYMENT_HTTP_ADDR", "INVENTORY_HTTP_ADDR",
-	"LOGISTICS_HTTP_ADDR", "EMBEDDED_NAMESRV", "EMBEDDED_BROKER", "CONSOLE_HTTP_ADDR",
+	"LOGISTICS_HTTP_ADDR", "EMBEDDED_NAMESRV", "EMBEDDED_BROKER", "EMBEDDED_BROKER_METRICS", "CONSOLE_HTTP_ADDR",
 }
 
 // httpAddrs maps each service to its address variable.
@@ -253,6 +253,12 @@ func (r *runScript) checkUp(t *testing.T) map[string]int {
 		if out, err := r.readycheck(t, svc); err != nil {
 			t.Errorf("%s -readycheck while up: %v\n%s", svc, err, out)
 		}
+	}
+	// The embedded broker's metrics (the load tool charts its RSS).
+	if resp, err := http.Get("http://" + r.addrs["EMBEDDED_BROKER_METRICS"] + "/metrics"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET embedded broker /metrics = %v, %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// The live sale console, started with the services.
 	if resp, err := http.Get("http://" + r.addrs["CONSOLE_HTTP_ADDR"] + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {

@@ -71,9 +71,9 @@ func writeHTML(path string, r *Report, s Series) error {
 	page.AddCharts(cons)
 
 	if r.Drain != nil {
-		if first, _, ok := rssRange(r.Drain); ok {
+		if first, _, _, ok := rssRange(r.Drain); ok {
 			mem := charts.NewLine()
-			mem.SetGlobalOptions(append(common("RSS per service (process_resident_memory_bytes)", ""),
+			mem.SetGlobalOptions(append(common("RSS per process (process_resident_memory_bytes)", ""),
 				charts.WithYAxisOpts(opts.YAxis{Name: "MB"}))...)
 			mem.SetXAxis(x)
 			for _, svc := range sortedKeys(first) {

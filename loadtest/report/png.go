@@ -70,7 +70,62 @@ func writePNG(path string, r *Report, s Series) error {
 		},
 		Series: series,
 	}
-	c.Elements = []chart.Renderable{chart.LegendLeft(&c)}
+	return renderPNG(path, &c)
+}
+
+// writeRSSPNG draws each process's RSS (MB, solid, left) and the backlog —
+// the lag summed over the clustering groups (dashed, right) — over time:
+// whether memory stays flat while a backlog builds and drains. Nothing is
+// written when the run has no RSS samples.
+func writeRSSPNG(path string, r *Report) error {
+	if r.Drain == nil {
+		return nil
+	}
+	procs := map[string]bool{}
+	for _, sm := range r.Drain.Samples {
+		for p := range sm.RSS {
+			procs[p] = true
+		}
+	}
+	if len(procs) == 0 || len(r.Drain.Samples) < 2 {
+		return nil
+	}
+	var t, backlog []float64
+	rss := map[string][]float64{}
+	for _, sm := range r.Drain.Samples {
+		t = append(t, sm.T)
+		lag := 0.0
+		for _, g := range sm.Groups {
+			lag += max(g.Lag, 0)
+		}
+		backlog = append(backlog, lag)
+		for p := range procs {
+			rss[p] = append(rss[p], sm.RSS[p]/1e6)
+		}
+	}
+	var series []chart.Series
+	for i, p := range sortedKeys(procs) {
+		series = append(series, chart.ContinuousSeries{Name: p + " RSS MB", XValues: t, YValues: rss[p],
+			YAxis: chart.YAxisSecondary, Style: chart.Style{StrokeColor: palette[i%len(palette)], StrokeWidth: 2}})
+	}
+	series = append(series, chart.ContinuousSeries{Name: "backlog: lag of every group (right)", XValues: t, YValues: backlog,
+		Style: chart.Style{StrokeColor: palette[7], StrokeWidth: 1.5, StrokeDashArray: []float64{5, 3}}})
+	c := chart.Chart{
+		Title:          "resident memory per process vs the backlog",
+		Width:          1600,
+		Height:         600,
+		Background:     chart.Style{Padding: chart.Box{Top: 50, Left: 330, Right: 20, Bottom: 20}},
+		XAxis:          chart.XAxis{Name: "seconds since the start of the load"},
+		YAxis:          chart.YAxis{Name: "messages not yet consumed (dashed)"},
+		YAxisSecondary: chart.YAxis{Name: "RSS MB (solid)"},
+		Series:         series,
+	}
+	return renderPNG(path, &c)
+}
+
+// renderPNG writes c, with its legend on the left, to path.
+func renderPNG(path string, c *chart.Chart) error {
+	c.Elements = []chart.Renderable{chart.LegendLeft(c)}
 	f, err := os.Create(path)
 	if err != nil {
 		return err

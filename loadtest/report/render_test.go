@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"seckill/loadtest/drain"
 	"seckill/loadtest/load"
 	"seckill/loadtest/verify"
 )
@@ -76,5 +77,36 @@ func TestTextShowsPayAndOutcome(t *testing.T) {
 	}
 	if !strings.Contains(string(page), "Unpaid stock back on sale") {
 		t.Errorf("report.html has no stock-back chart")
+	}
+}
+
+// TestRSSChart: with RSS samples (the broker's among them) the summary gives
+// each process's first, largest and last RSS and rss.png is drawn; without
+// them there is no rss.png.
+func TestRSSChart(t *testing.T) {
+	var samples []drain.Sample
+	for i := range 10 {
+		samples = append(samples, drain.Sample{T: float64(i),
+			Groups: map[string]drain.Group{"GID-order": {Lag: float64(1000 * i)}, "GID-order-soldout": {Lag: -1}},
+			RSS:    map[string]float64{"broker": float64(80+i%3) * 1e6, "order": 50e6}})
+	}
+	r := &Report{Drain: &DrainReport{Samples: samples}}
+	if text, want := r.Text(), "RSS MB first → max → last sample: broker 80→82→80 order 50→50→50"; !strings.Contains(text, want) {
+		t.Errorf("Text() lacks %q:\n%s", want, text)
+	}
+	dir := t.TempDir()
+	if err := r.Write(dir); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "rss.png")); err != nil || st.Size() < 1000 {
+		t.Errorf("rss.png: %v (size %v)", err, st)
+	}
+
+	empty := t.TempDir()
+	if err := (&Report{}).Write(empty); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "rss.png")); !os.IsNotExist(err) {
+		t.Errorf("rss.png without RSS samples: %v, want none", err)
 	}
 }

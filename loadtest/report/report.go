@@ -1,7 +1,8 @@
 // Package report writes what a load run measured: report.json, an HTML page
 // with interactive charts (go-echarts) and a PNG of the main chart
 // (go-chart): accepted/s at the front door against consumed/s and lag of
-// each consumer group over time, the picture of peak shaving.
+// each consumer group over time, the picture of peak shaving; and a PNG of
+// each process's RSS against the backlog (rss.png).
 package report
 
 import (
@@ -72,7 +73,8 @@ func NewMachine() Machine {
 	return Machine{Host: h, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: LoadAvg()}
 }
 
-// Write writes report.json, report.html and report.png into dir.
+// Write writes report.json, report.html, report.png and (with RSS samples)
+// rss.png into dir.
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -91,6 +93,9 @@ func (r *Report) Write(dir string) error {
 	}
 	if err := writePNG(filepath.Join(dir, "report.png"), r, series); err != nil {
 		return fmt.Errorf("write report.png: %w", err)
+	}
+	if err := writeRSSPNG(filepath.Join(dir, "rss.png"), r); err != nil {
+		return fmt.Errorf("write rss.png: %w", err)
 	}
 	return nil
 }

@@ -66,10 +66,10 @@ func (r *Report) Text() string {
 			}
 			b.WriteString("\n")
 		}
-		if first, last, ok := rssRange(d); ok {
-			b.WriteString("  RSS MB first → last sample:")
+		if first, peak, last, ok := rssRange(d); ok {
+			b.WriteString("  RSS MB first → max → last sample:")
 			for _, svc := range sortedKeys(first) {
-				fmt.Fprintf(&b, " %s %.0f→%.0f", svc, first[svc]/1e6, last[svc]/1e6)
+				fmt.Fprintf(&b, " %s %.0f→%.0f→%.0f", svc, first[svc]/1e6, peak[svc]/1e6, last[svc]/1e6)
 			}
 			b.WriteString("\n")
 		}
@@ -108,21 +108,23 @@ func (r *Report) Text() string {
 	return b.String()
 }
 
-// rssRange returns each service's RSS at its first and last sample.
-func rssRange(d *DrainReport) (first, last map[string]float64, ok bool) {
-	first, last = map[string]float64{}, map[string]float64{}
+// rssRange returns each process's RSS at its first sample, its largest and
+// at its last sample.
+func rssRange(d *DrainReport) (first, peak, last map[string]float64, ok bool) {
+	first, peak, last = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	for _, s := range d.Samples {
 		for svc, v := range s.RSS {
 			if _, seen := first[svc]; !seen {
 				first[svc] = v
 			}
+			peak[svc] = max(peak[svc], v)
 			last[svc] = v
 		}
 	}
-	return first, last, len(first) > 0
+	return first, peak, last, len(first) > 0
 }
 
-func sortedKeys(m map[string]float64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 // Scenario is one sale.
 type Scenario struct {
 	OrderURL, PaymentURL, InventoryURL, LogisticsURL string // http://host:port
+	BrokerMetricsURL                                 string // the embedded broker's /metrics (its RSS is charted); "" or not answering: skipped
 	AdminToken                                       string
 	Sale                                             load.Sale
 	Load                                             load.Config    // OrderAddr and ProductID are filled in from the above
@@ -84,6 +86,13 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 		{"payment", sc.PaymentURL}, {"logistics", sc.LogisticsURL}} {
 		if t.base != "" {
 			targets = append(targets, drain.Target{Service: t.name, URL: t.base + "/metrics"})
+		}
+	}
+	if sc.BrokerMetricsURL != "" {
+		if err := probe(ctx, sc.BrokerMetricsURL); err != nil {
+			logf("broker metrics %s: %v; the broker's RSS is not charted", sc.BrokerMetricsURL, err)
+		} else {
+			targets = append(targets, drain.Target{Service: "broker", URL: sc.BrokerMetricsURL})
 		}
 	}
 	watchStart := time.Now()
@@ -208,4 +217,23 @@ func settled(ctx context.Context, s verify.Stores, product string) (open, total 
 		return 0, 0, fmt.Errorf("count orders of %s: %w", product, err)
 	}
 	return open, total, nil
+}
+
+// probe answers whether url answers GET with 200 within 2 s.
+func probe(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }

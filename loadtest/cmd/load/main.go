@@ -44,6 +44,7 @@ func run() error {
 	flag.StringVar(&sc.PaymentURL, "payment", "http://127.0.0.1:8081", "payment-service base URL")
 	flag.StringVar(&sc.InventoryURL, "inventory", "http://127.0.0.1:8082", "inventory-service base URL")
 	flag.StringVar(&sc.LogisticsURL, "logistics", "http://127.0.0.1:8083", "logistics-service base URL")
+	flag.StringVar(&sc.BrokerMetricsURL, "broker-metrics", "http://127.0.0.1:8084/metrics", "the embedded broker's Prometheus metrics, to chart its RSS (make run serves them; \"\" = off)")
 	flag.StringVar(&sc.AdminToken, "token", os.Getenv("ADMIN_TOKEN"), "inventory admin token (env ADMIN_TOKEN)")
 	flag.StringVar(&sc.Load.ProductID, "product", fmt.Sprintf("load-%d", time.Now().Unix()), "product ID of the sale (created or reset)")
 	flag.StringVar(&sc.Sale.Name, "name", "load test sale", "product name")

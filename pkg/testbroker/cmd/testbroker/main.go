@@ -7,7 +7,8 @@
 // With -admin ADDR it also serves an HTTP admin API for fault-injection tests
 // (no authentication: bind it to loopback): POST /faults sets the broker's
 // fault hooks, GET /lag?group=G and GET /dlq?group=G inspect a group. See
-// admin.go. -data-dir D keeps the messages (in commit-log segment files)
+// admin.go. With -metrics ADDR it serves Prometheus metrics on GET /metrics
+// (metrics.go). -data-dir D keeps the messages (in commit-log segment files)
 // and offsets in D across restarts, with only an index and a cache of the
 // newest messages in memory (testbroker.Options.DataDir). Retention never
 // drops what a subscribed group has not consumed (-retain,
@@ -47,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 		topics   string
 		logLevel string
 		admin    string
+		metrics  string
 	)
 	fs.StringVar(&opts.NameSrvAddr, "namesrv", "127.0.0.1:9876", "name server listen address (ip:port)")
 	fs.StringVar(&opts.BrokerAddr, "broker", "127.0.0.1:10911", "broker listen address (ip:port), advertised in routes")
@@ -57,6 +59,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.GroupRetention, "group-retention", 72*time.Hour, "how long a group with no member keeps holding back the messages it has not consumed")
 	fs.StringVar(&topics, "topics", "", "topics to create, NAME:QUEUES comma-separated (e.g. ORDER:4,SOLDOUT:1)")
 	fs.StringVar(&admin, "admin", "", "listen address of the HTTP admin API for fault injection (ip:port; empty = off)")
+	fs.StringVar(&metrics, "metrics", "", "listen address of GET /metrics, Prometheus (ip:port; empty = off)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,26 +77,34 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var adminErr chan error
-	if admin != "" {
-		ln, err := net.Listen("tcp", admin)
+	httpErr := make(chan error, 2)
+	for _, h := range []struct {
+		name, addr string
+		handler    func() http.Handler
+	}{
+		{"admin API", admin, func() http.Handler { return adminHandler(srv, log) }},
+		{"metrics", metrics, func() http.Handler { return metricsHandler(srv) }},
+	} {
+		if h.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", h.addr)
 		if err != nil {
 			srv.Close()
-			return fmt.Errorf("-admin: %w", err)
+			return fmt.Errorf("%s (%s): %w", h.name, h.addr, err)
 		}
-		hs := &http.Server{Handler: adminHandler(srv, log), ReadHeaderTimeout: 5 * time.Second}
-		adminErr = make(chan error, 1)
-		go func() { adminErr <- hs.Serve(ln) }()
+		hs := &http.Server{Handler: h.handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { httpErr <- fmt.Errorf("%s: %w", h.name, hs.Serve(ln)) }()
 		defer hs.Close()
-		log.Info("admin API listening", slog.String("addr", ln.Addr().String()))
+		log.Info(h.name+" listening", slog.String("addr", ln.Addr().String()))
 	}
 	log.Info("ready", slog.String("namesrv", srv.NameSrvAddr()), slog.String("broker", srv.BrokerAddr()),
 		slog.String("data_dir", opts.DataDir))
 	select {
 	case <-ctx.Done():
-	case err := <-adminErr:
+	case err := <-httpErr:
 		srv.Close()
-		return fmt.Errorf("admin API: %w", err)
+		return err
 	}
 	return srv.Close()
 }
