@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"seckill/e2e/internal/stack"
-	"seckill/loadtest/verify"
 	"seckill/pkg/events"
 	"seckill/pkg/testenv"
 )
@@ -362,20 +361,7 @@ func chaosSaleResetUnderLoad(t *testing.T, bin *stack.Binaries) {
 	if count[1] == 0 || count[2] == 0 {
 		t.Errorf("orders per sale = %v, want some in each", count)
 	}
-	var res *verify.Result
-	eventually(t, 60*time.Second, "the loadtest verifier passes for sale 2", func() error {
-		var err error
-		res, err = verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
-			Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: inScope, Paid: paidInScope})
-		if err != nil {
-			return err
-		}
-		if len(res.Violations) > 0 {
-			return fmt.Errorf("%d violations, e.g. %s", len(res.Violations), res.Violations[0])
-		}
-		return nil
-	})
-	t.Logf("loadtest verifier: %s", res.Summary())
+	r.verifierPasses(ctx, 60*time.Second, inScope, paidInScope) // sale 2
 	t.Logf("reset under load: %d orders of sale 1, %d of sale 2; %d refused by inventory (%d of them paid and refunded), %d of sale 1 reserved after sale 2's start was written; no order has a movement outside its sale",
 		count[1], count[2], refused, refunded, window)
 	r.checkSecrets()

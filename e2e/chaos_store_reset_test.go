@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"seckill/e2e/internal/stack"
-	"seckill/loadtest/verify"
 )
 
 // TestChaosStoreReset (issue 13 item 0) does what a newcomer does to start
@@ -87,7 +82,7 @@ func TestChaosStoreReset(t *testing.T) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	final := r2.waitSettled(ctx, ids)
+	final := r2.finals(ctx, ids)
 	shipped := 0
 	for _, id := range ids {
 		if final[id] == "shipped" {
@@ -100,77 +95,9 @@ func TestChaosStoreReset(t *testing.T) {
 	for id := range r2.paid {
 		paid = append(paid, id)
 	}
-	eventually(t, 90*time.Second, "the verifier finds the second sale consistent", func() error {
-		res, err := verify.Run(ctx, verify.Stores{Order: s.Order.DB, Inventory: s.Inventory.DB, Payment: s.Payment.DB,
-			Logistics: s.Logistics.DB, Redis: s.Redis}, verify.Options{ProductID: r2.product, Accepted: ids, Paid: paid})
-		if err != nil {
-			return err
-		}
-		if len(res.Violations) > 0 {
-			var b strings.Builder
-			for i, v := range res.Violations {
-				if i == 10 {
-					fmt.Fprintf(&b, "\n... %d more", len(res.Violations)-i)
-					break
-				}
-				fmt.Fprintf(&b, "\n%s", v)
-			}
-			return fmt.Errorf("%d violations:%s", len(res.Violations), b.String())
-		}
-		t.Logf("loadtest verifier: %s", res.Summary())
-		return nil
-	})
-	eventually(t, 60*time.Second, "every consumer group drained", func() error {
-		var lagging []string
-		for _, g := range chaosGroups {
-			n, err := s.Lag(ctx, g)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				lagging = append(lagging, fmt.Sprintf("%s=%d", g, n))
-			}
-		}
-		if len(lagging) > 0 {
-			return fmt.Errorf("lag %s", strings.Join(lagging, " "))
-		}
-		return nil
-	})
+	r2.verifierPasses(ctx, 90*time.Second, ids, paid)
+	groupsDrained(ctx, t, s)
 	r2.checkSecrets()
 	t.Logf("second sale after the store reset: %d orders accepted, %d paid, %d shipped, %d closed; every one persisted and settled",
 		len(ids), len(r2.paid), shipped, len(ids)-shipped)
-}
-
-// waitSettled waits until every order of ids is shipped or closed over
-// HTTP and returns their statuses. An order whose created event a consumer
-// took for a duplicate stays unknown to order-service (404) for good.
-func (r *chaosRun) waitSettled(ctx context.Context, ids []string) map[string]string {
-	r.t.Helper()
-	final := map[string]string{}
-	eventually(r.t, 120*time.Second, "every order shipped or closed", func() error {
-		var open []string
-		for _, id := range ids {
-			if st := final[id]; st == "shipped" || st == "closed" {
-				continue
-			}
-			resp, err := r.s.Order.Do(ctx, http.MethodGet, "/api/v1/orders/"+id, nil, nil)
-			if err != nil {
-				return err
-			}
-			var o struct{ Status string }
-			if resp.Status != http.StatusOK || resp.Decode(&o) != nil {
-				open = append(open, fmt.Sprintf("%s=%d", id, resp.Status))
-				continue
-			}
-			final[id] = o.Status
-			if o.Status != "shipped" && o.Status != "closed" {
-				open = append(open, id+"="+o.Status)
-			}
-		}
-		if len(open) > 0 {
-			return fmt.Errorf("%d orders not settled, e.g. %s", len(open), strings.Join(open[:min(len(open), 5)], " "))
-		}
-		return nil
-	})
-	return final
 }

@@ -323,20 +323,7 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 	}
 	// After the drain: the last events (a deducted, a shipped) have been
 	// applied everywhere, as the verifier expects of a settled sale.
-	var res *verify.Result
-	eventually(t, 60*time.Second, "the loadtest verifier passes", func() error {
-		var err error
-		res, err = verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
-			Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: ids, Paid: paid})
-		if err != nil {
-			return err
-		}
-		if len(res.Violations) > 0 {
-			return fmt.Errorf("%d violations, e.g. %s", len(res.Violations), res.Violations[0])
-		}
-		return nil
-	})
-	t.Logf("loadtest verifier: %s", res.Summary())
+	r.verifierPasses(ctx, 60*time.Second, ids, paid)
 	r.checkSecrets()
 	shipped := 0
 	for _, id := range ids {
@@ -351,7 +338,9 @@ func (r *chaosRun) verify(ctx context.Context) map[string]string {
 }
 
 // finals polls every order until it is shipped or closed and returns the
-// final statuses.
+// final statuses. An order not answered 200 counts as not settled yet (one
+// whose created event a consumer took for a duplicate stays 404 for good,
+// and fails the wait).
 func (r *chaosRun) finals(ctx context.Context, ids []string) map[string]string {
 	t := r.t
 	t.Helper()
@@ -368,7 +357,8 @@ func (r *chaosRun) finals(ctx context.Context, ids []string) map[string]string {
 			}
 			var o struct{ Status string }
 			if resp.Status != http.StatusOK || resp.Decode(&o) != nil {
-				return fmt.Errorf("GET order %s = %v, want 200", id, resp)
+				open = append(open, fmt.Sprintf("%s=%d", id, resp.Status))
+				continue
 			}
 			final[id] = o.Status
 			if o.Status != "shipped" && o.Status != "closed" {
@@ -376,11 +366,64 @@ func (r *chaosRun) finals(ctx context.Context, ids []string) map[string]string {
 			}
 		}
 		if len(open) > 0 {
-			return fmt.Errorf("%d orders not final yet, e.g. %s", len(open), open[0])
+			return fmt.Errorf("%d orders not settled, e.g. %s", len(open), strings.Join(open[:min(len(open), 5)], " "))
 		}
 		return nil
 	})
 	return final
+}
+
+// groupsDrained waits until every consumer group of the chaos stack s has
+// consumed everything (lag 0 on its broker).
+func groupsDrained(ctx context.Context, t *testing.T, s *stack.Stack) {
+	t.Helper()
+	eventually(t, 60*time.Second, "every consumer group drained", func() error {
+		var lagging []string
+		for _, g := range chaosGroups {
+			n, err := s.Lag(ctx, g)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				lagging = append(lagging, fmt.Sprintf("%s=%d", g, n))
+			}
+		}
+		if len(lagging) > 0 {
+			return fmt.Errorf("lag %s", strings.Join(lagging, " "))
+		}
+		return nil
+	})
+}
+
+// verifierPasses waits up to within until the loadtest verifier finds r's
+// sale consistent for the orders accepted (a 202) and paid (a 200), and
+// returns its result.
+func (r *chaosRun) verifierPasses(ctx context.Context, within time.Duration, accepted, paid []string) *verify.Result {
+	t := r.t
+	t.Helper()
+	var res *verify.Result
+	eventually(t, within, "the loadtest verifier passes for "+r.product, func() error {
+		var err error
+		res, err = verify.Run(ctx, verify.Stores{Order: r.s.Order.DB, Inventory: r.s.Inventory.DB, Payment: r.s.Payment.DB,
+			Logistics: r.s.Logistics.DB, Redis: r.s.Redis}, verify.Options{ProductID: r.product, Accepted: accepted, Paid: paid})
+		if err != nil {
+			return err
+		}
+		if len(res.Violations) > 0 {
+			var b strings.Builder
+			for i, v := range res.Violations {
+				if i == 10 {
+					fmt.Fprintf(&b, "\n... %d more", len(res.Violations)-i)
+					break
+				}
+				fmt.Fprintf(&b, "\n%s", v)
+			}
+			return fmt.Errorf("%d violations:%s", len(res.Violations), b.String())
+		}
+		return nil
+	})
+	t.Logf("loadtest verifier: %s", res.Summary())
+	return res
 }
 
 // drained waits until every consumer group drained and checks the outbox is
@@ -389,22 +432,7 @@ func (r *chaosRun) drained(ctx context.Context) {
 	t := r.t
 	t.Helper()
 	if r.s.BrokerAdmin != "" {
-		eventually(t, 60*time.Second, "every consumer group drained", func() error {
-			var lagging []string
-			for _, g := range chaosGroups {
-				n, err := r.s.Lag(ctx, g)
-				if err != nil {
-					return err
-				}
-				if n > 0 {
-					lagging = append(lagging, fmt.Sprintf("%s=%d", g, n))
-				}
-			}
-			if len(lagging) > 0 {
-				return fmt.Errorf("lag %s", strings.Join(lagging, " "))
-			}
-			return nil
-		})
+		groupsDrained(ctx, t, r.s)
 	}
 	if n, err := r.s.Redis.XLen(ctx, events.OutboxStream).Result(); err != nil || n != 0 {
 		t.Errorf("outbox stream %s has %d entries (%v), want 0 once everything is sent", events.OutboxStream, n, err)
