@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"os"
 
 	chart "github.com/wcharczuk/go-chart/v2"
@@ -73,8 +74,8 @@ func writePNG(path string, r *Report, s Series) error {
 	return renderPNG(path, &c)
 }
 
-// writeRSSPNG draws each process's RSS (MB, solid, left) and the backlog —
-// the lag summed over the clustering groups (dashed, right) — over time:
+// writeRSSPNG draws each process's RSS (MB, left) and the backlog — the lag
+// summed over the clustering groups (grey, right) — over time:
 // whether memory stays flat while a backlog builds and drains. Nothing is
 // written when the run has no RSS samples.
 func writeRSSPNG(path string, r *Report) error {
@@ -90,34 +91,52 @@ func writeRSSPNG(path string, r *Report) error {
 	if len(procs) == 0 || len(r.Drain.Samples) < 2 {
 		return nil
 	}
+	// A process missing from a sample (restarting, a failed scrape) has no
+	// point there rather than a drop to 0.
 	var t, backlog []float64
-	rss := map[string][]float64{}
+	rssT, rss := map[string][]float64{}, map[string][]float64{}
 	for _, sm := range r.Drain.Samples {
-		t = append(t, sm.T)
-		lag := 0.0
-		for _, g := range sm.Groups {
-			lag += max(g.Lag, 0)
+		if len(sm.Groups) > 0 {
+			t = append(t, sm.T)
+			lag := 0.0
+			for _, g := range sm.Groups {
+				lag += max(g.Lag, 0)
+			}
+			backlog = append(backlog, lag)
 		}
-		backlog = append(backlog, lag)
-		for p := range procs {
-			rss[p] = append(rss[p], sm.RSS[p]/1e6)
+		for p, v := range sm.RSS {
+			rssT[p] = append(rssT[p], sm.T)
+			rss[p] = append(rss[p], v/1e6)
 		}
 	}
 	var series []chart.Series
 	for i, p := range sortedKeys(procs) {
-		series = append(series, chart.ContinuousSeries{Name: p + " RSS MB", XValues: t, YValues: rss[p],
+		if len(rss[p]) < 2 {
+			continue
+		}
+		series = append(series, chart.ContinuousSeries{Name: p + " RSS MB", XValues: rssT[p], YValues: rss[p],
 			YAxis: chart.YAxisSecondary, Style: chart.Style{StrokeColor: palette[i%len(palette)], StrokeWidth: 2}})
 	}
-	series = append(series, chart.ContinuousSeries{Name: "backlog: lag of every group (right)", XValues: t, YValues: backlog,
-		Style: chart.Style{StrokeColor: palette[7], StrokeWidth: 1.5, StrokeDashArray: []float64{5, 3}}})
+	if len(t) < 2 {
+		// go-chart wants a range on the primary axis.
+		t, backlog = []float64{0, 1}, []float64{0, 0}
+	}
+	series = append(series, chart.ContinuousSeries{Name: "backlog: lag of every group (grey, right)", XValues: t, YValues: backlog,
+		Style: chart.Style{StrokeColor: palette[7], StrokeWidth: 1.5}})
+	whole := func(v any) string {
+		if f, ok := v.(float64); ok {
+			return fmt.Sprintf("%.0f", f)
+		}
+		return fmt.Sprint(v)
+	}
 	c := chart.Chart{
 		Title:          "resident memory per process vs the backlog",
 		Width:          1600,
 		Height:         600,
 		Background:     chart.Style{Padding: chart.Box{Top: 50, Left: 330, Right: 20, Bottom: 20}},
-		XAxis:          chart.XAxis{Name: "seconds since the start of the load"},
-		YAxis:          chart.YAxis{Name: "messages not yet consumed (dashed)"},
-		YAxisSecondary: chart.YAxis{Name: "RSS MB (solid)"},
+		XAxis:          chart.XAxis{Name: "seconds since the start of the load", ValueFormatter: whole, Ticks: ticks(r.Drain.Samples[len(r.Drain.Samples)-1].T)},
+		YAxis:          chart.YAxis{Name: "messages not yet consumed (grey)", ValueFormatter: whole},
+		YAxisSecondary: chart.YAxis{Name: "RSS MB (colours)", ValueFormatter: whole},
 		Series:         series,
 	}
 	return renderPNG(path, &c)
@@ -135,4 +154,20 @@ func renderPNG(path string, c *chart.Chart) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ticks are about ten round marks from 0 to end (seconds).
+func ticks(end float64) []chart.Tick {
+	step := 1.0
+	for _, m := range []float64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600} {
+		step = m
+		if end/m <= 12 {
+			break
+		}
+	}
+	var out []chart.Tick
+	for v := 0.0; v <= end+step/2; v += step {
+		out = append(out, chart.Tick{Value: v, Label: fmt.Sprintf("%.0f", v)})
+	}
+	return out
 }
