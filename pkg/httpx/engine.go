@@ -4,6 +4,7 @@
 package httpx
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -52,6 +53,23 @@ func NewEngine(log *slog.Logger, reg *prometheus.Registry, service string) *gin.
 // Error aborts the request with {"error":code,"message":message}.
 func Error(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": code, "message": message})
+}
+
+// StatusClientClosed is the status recorded for a request whose client went
+// away before its answer (nginx's 499): not a server error, so it neither
+// logs at Error nor counts as a 5xx in the request metrics and alerts.
+const StatusClientClosed = 499
+
+// ClientGone answers StatusClientClosed and reports true when err comes from
+// the request's own context being canceled — the client disconnected or
+// timed out while the handler waited on a dependency. A handler's error
+// mapping calls it before treating err as a server error.
+func ClientGone(c *gin.Context, err error) bool {
+	if !errors.Is(err, context.Canceled) || c.Request.Context().Err() == nil {
+		return false
+	}
+	Error(c, StatusClientClosed, "client_closed_request", "the client went away before the answer")
+	return true
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {

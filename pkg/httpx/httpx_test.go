@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -195,5 +196,43 @@ func TestRequestLogLevel(t *testing.T) {
 				t.Errorf("request log level of a %d = %s, want %s", tc.status, line.Level, tc.want)
 			}
 		})
+	}
+}
+
+// A handler whose dependency failed because its own client went away
+// answers 499 (logged at Info, no Error line); the same error without the
+// client gone, or another error, is left to the handler's mapping.
+func TestClientGone(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := engine(t, &logs)
+	e.GET("/wait", func(c *gin.Context) {
+		<-c.Request.Context().Done() // a query interrupted by the client leaving
+		err := fmt.Errorf("read the latest sales: %w", c.Request.Context().Err())
+		if !httpx.ClientGone(c, err) {
+			httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")
+		}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/wait", nil))
+	if rec.Code != httpx.StatusClientClosed {
+		t.Errorf("status = %d, want %d", rec.Code, httpx.StatusClientClosed)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), `"status":499`) {
+		t.Errorf("logs = %s, want the request at 499 and no Error line", logs.String())
+	}
+
+	e.GET("/other", func(c *gin.Context) {
+		for _, err := range []error{context.Canceled, errors.New("db down")} { // the client is still there
+			if httpx.ClientGone(c, err) {
+				t.Errorf("ClientGone(%v) = true with the request's context alive", err)
+			}
+		}
+		c.Status(http.StatusNoContent)
+	})
+	if code, _ := do(e, "GET", "/other", ""); code != http.StatusNoContent {
+		t.Errorf("GET /other = %d, want 204", code)
 	}
 }

@@ -192,6 +192,7 @@ func (a *API) fail(c *gin.Context, err error) {
 		httpx.Error(c, http.StatusBadRequest, "invalid_request", br.Error())
 	case errors.Is(err, stock.ErrUnknownProduct):
 		httpx.Error(c, http.StatusNotFound, "unknown_product", "no such product")
+	case httpx.ClientGone(c, err):
 	default:
 		a.log.ErrorContext(c.Request.Context(), "product request failed", "product_id", c.Param("product_id"), "err", err)
 		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")

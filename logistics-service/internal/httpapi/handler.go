@@ -55,6 +55,7 @@ func (a *API) get(c *gin.Context) {
 	switch {
 	case errors.Is(err, shipment.ErrNotFound):
 		httpx.Error(c, http.StatusNotFound, "not_found", "no shipment for order "+orderID)
+	case httpx.ClientGone(c, err):
 	case err != nil:
 		a.log.ErrorContext(c.Request.Context(), "shipment request failed", "order_id", orderID, "err", err)
 		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")

@@ -134,6 +134,9 @@ const retryAfter = "1"
 
 // fail answers err: the one place errors become status codes.
 func (a *API) fail(c *gin.Context, err error) {
+	if httpx.ClientGone(c, err) {
+		return
+	}
 	status, code, msg, result := classify(err)
 	if result != "" {
 		a.requests.WithLabelValues(result).Inc()

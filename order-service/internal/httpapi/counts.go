@@ -55,6 +55,9 @@ func (a *API) counts(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	byProduct, err := order.CountByProduct(a.db.WithContext(ctx), since, ids)
+	if httpx.ClientGone(c, err) {
+		return
+	}
 	if err != nil {
 		a.log.ErrorContext(ctx, "request failed", "path", c.FullPath(), "err", err)
 		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")

@@ -110,6 +110,7 @@ func (a *API) fail(c *gin.Context, orderID string, err error) {
 	case errors.Is(err, payment.ErrUnavailable):
 		c.Header("Retry-After", "1")
 		httpx.Error(c, http.StatusServiceUnavailable, "unavailable", "payment temporarily unavailable; retry")
+	case httpx.ClientGone(c, err):
 	default:
 		a.log.ErrorContext(c.Request.Context(), "payment request failed", "order_id", orderID, "err", err)
 		httpx.Error(c, http.StatusInternalServerError, "internal", "internal error")
