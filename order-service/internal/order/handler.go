@@ -71,13 +71,10 @@ func NewHandler(gdb *gorm.DB, relay interface{ Notify() }, log *slog.Logger, m *
 // shipped). nil acks; an error wrapping mq.ErrPermanent is dead-lettered by
 // pkg/mq after mq.PoisonRetries; any other error is redelivered.
 func (h *Handler) Apply(ctx context.Context, m mq.Message) error {
-	err := h.apply(ctx, []mq.Message{m})
-	if errors.Is(err, dedup.ErrSeen) {
+	return dedup.ApplyOne(ctx, m, h.apply, func(ctx context.Context, m mq.Message) {
 		h.metrics.duplicates.WithLabelValues(m.Tag).Inc()
 		h.log.InfoContext(ctx, "event already applied", "msg_id", m.ID, "order_id", m.Keys, "tag", m.Tag)
-		return nil
-	}
-	return err
+	})
 }
 
 // ApplyBatch is the mq.BatchHandler of GID-order: the same decisions over

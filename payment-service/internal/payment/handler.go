@@ -41,12 +41,9 @@ func NewHandler(store *Store, reservations *Reservations, log *slog.Logger, metr
 // mq.PoisonRetries; any other error is redelivered, among them a pay timeout
 // that came more than maxNotDueWait before its deadline.
 func (h *Handler) Handle(ctx context.Context, m mq.Message) error {
-	err := h.apply(ctx, []mq.Message{m})
-	if errors.Is(err, dedup.ErrSeen) {
+	return dedup.ApplyOne(ctx, m, h.apply, func(ctx context.Context, m mq.Message) {
 		h.log.InfoContext(ctx, "event already applied", "msg_id", m.ID, "order_id", m.Keys, "tag", m.Tag)
-		return nil
-	}
-	return err
+	})
 }
 
 // HandleBatch is the mq.BatchHandler of both groups: the messages' orders in
