@@ -149,26 +149,37 @@ type clientLogger struct {
 }
 
 func (l *clientLogger) emit(level slog.Level, msg string, fields map[string]any) {
+	if level == slog.LevelError && closedConn(fields) {
+		// A connection this process closed (a shutdown racing a heartbeat):
+		// expected, and the client reconnects if needed.
+		level = slog.LevelWarn
+	}
+	if level < l.min {
+		return // client-go is chatty below Error: build no attributes for it
+	}
 	attrs := make([]slog.Attr, 0, len(fields))
 	for k, v := range fields {
 		if err, ok := v.(error); ok {
-			if level == slog.LevelError && errors.Is(err, net.ErrClosed) {
-				// A connection this process closed (a shutdown racing a
-				// heartbeat): expected, and the client reconnects if needed.
-				level = slog.LevelWarn
-			}
 			v = err.Error()
 		}
 		attrs = append(attrs, slog.Any(k, fmt.Sprint(v)))
-	}
-	if level < l.min {
-		return
 	}
 	log := l.log.Load()
 	if log == nil {
 		log = slog.Default()
 	}
 	log.LogAttrs(context.Background(), level, msg, attrs...) // rlog carries no context
+}
+
+// closedConn reports whether one of client-go's log fields is an error on a
+// connection this process closed (net.ErrClosed).
+func closedConn(fields map[string]any) bool {
+	for _, v := range fields {
+		if err, ok := v.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *clientLogger) Debug(msg string, f map[string]any)   { l.emit(slog.LevelDebug, msg, f) }
