@@ -79,16 +79,7 @@ func writePNG(path string, r *Report, s Series) error {
 // whether memory stays flat while a backlog builds and drains. Nothing is
 // written when the run has no RSS samples.
 func writeRSSPNG(path string, r *Report) error {
-	if r.Drain == nil {
-		return nil
-	}
-	procs := map[string]bool{}
-	for _, sm := range r.Drain.Samples {
-		for p := range sm.RSS {
-			procs[p] = true
-		}
-	}
-	if len(procs) == 0 || len(r.Drain.Samples) < 2 {
+	if r.Drain == nil || len(r.Drain.Samples) < 2 {
 		return nil
 	}
 	// A process missing from a sample (restarting, a failed scrape) has no
@@ -109,8 +100,11 @@ func writeRSSPNG(path string, r *Report) error {
 			rss[p] = append(rss[p], v/1e6)
 		}
 	}
+	if len(rss) == 0 {
+		return nil
+	}
 	var series []chart.Series
-	for i, p := range sortedKeys(procs) {
+	for i, p := range sortedKeys(rss) {
 		if len(rss[p]) < 2 {
 			continue
 		}
