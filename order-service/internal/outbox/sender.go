@@ -144,7 +144,7 @@ func (s *Sender) Run(ctx context.Context) error {
 // entries ("0") before new ones (">"), so nothing it read is skipped. Once
 // intake (ctx) is done it stops when a read comes back empty.
 func (s *Sender) loop(sendCtx, intake context.Context, consumer string) {
-	backoff := 50 * time.Millisecond
+	backoff := firstBackoff
 	pendingFirst := true
 	for sendCtx.Err() == nil {
 		id := ">"
@@ -198,22 +198,35 @@ func (s *Sender) loop(sendCtx, intake context.Context, consumer string) {
 			}
 			s.log.WarnContext(sendCtx, "outbox send failed; retrying", "consumer", consumer, "err", err, "backoff", backoff)
 			pendingFirst = true
-			select {
-			case <-sendCtx.Done():
+			if !s.backOff(sendCtx, &backoff) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, s.opts.MaxBackoff)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		backoff = firstBackoff
 	}
+}
+
+// firstBackoff is the wait after a first failed send; each failure in a row
+// doubles it up to Options.MaxBackoff.
+const firstBackoff = 50 * time.Millisecond
+
+// backOff waits *d after a failure (false: ctx ended first) and doubles *d
+// for the next one, up to Options.MaxBackoff.
+func (s *Sender) backOff(ctx context.Context, d *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*d):
+	}
+	*d = min(2**d, s.opts.MaxBackoff)
+	return true
 }
 
 // sweepLoop sends entries older than MinAge until intake (ctx) is done,
 // then every entry left, and returns when the stream is empty.
 func (s *Sender) sweepLoop(sendCtx, intake context.Context) {
-	backoff := 50 * time.Millisecond
+	backoff := firstBackoff
 	pause := min(s.opts.MinAge/4, time.Second)
 	for sendCtx.Err() == nil {
 		age := s.opts.MinAge
@@ -227,17 +240,14 @@ func (s *Sender) sweepLoop(sendCtx, intake context.Context) {
 				return
 			}
 			s.log.WarnContext(sendCtx, "outbox sweep failed; retrying", "err", err, "backoff", backoff)
-			select {
-			case <-sendCtx.Done():
+			if !s.backOff(sendCtx, &backoff) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, s.opts.MaxBackoff)
 			continue
 		case n == 0 && intake.Err() != nil:
 			return // drained
 		case n > 0:
-			backoff = 50 * time.Millisecond
+			backoff = firstBackoff
 			continue // there may be more
 		}
 		select {
