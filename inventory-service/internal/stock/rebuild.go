@@ -169,9 +169,8 @@ func (r *Rebuilder) Check(ctx context.Context) ([]Product, error) {
 	var missing []Product
 	for i, p := range ps {
 		if infos[i].Val() == 0 {
-			err := restoreInfoScript.Run(ctx, r.rdb, []string{events.InfoKey(p.ProductID)}, p.PriceCents, p.PerUserLimit, p.SaleID).Err()
-			if err != nil {
-				return nil, fmt.Errorf("restore redis info of %s: %w", p.ProductID, err)
+			if err := r.restoreInfo(ctx, p); err != nil {
+				return nil, err
 			}
 		}
 		if stocks[i].Val() == 0 {
@@ -206,9 +205,8 @@ func (r *Rebuilder) reset(ctx context.Context, ps []Product, runID, was string) 
 	r.log.WarnContext(ctx, "redis restarted or lost its data; every product's stock is rebuilt from the database",
 		"run_id", runID, "loaded_marker", was, "products", len(ps))
 	for _, p := range ps {
-		err := restoreInfoScript.Run(ctx, r.rdb, []string{events.InfoKey(p.ProductID)}, p.PriceCents, p.PerUserLimit, p.SaleID).Err()
-		if err != nil {
-			return nil, fmt.Errorf("restore redis info of %s: %w", p.ProductID, err)
+		if err := r.restoreInfo(ctx, p); err != nil {
+			return nil, err
 		}
 	}
 	set, err := certifyScript.Run(ctx, r.rdb, []string{r.opts.Loaded}, runID).Int()
@@ -220,6 +218,16 @@ func (r *Rebuilder) reset(ctx context.Context, ps []Product, runID, was string) 
 	}
 	r.metrics.RedisResets.Inc()
 	return ps, nil
+}
+
+// restoreInfo puts p's info hash (price, per-user limit, sale) back into
+// Redis from the database (restore_info.lua; a hash present is kept).
+func (r *Rebuilder) restoreInfo(ctx context.Context, p Product) error {
+	err := restoreInfoScript.Run(ctx, r.rdb, []string{events.InfoKey(p.ProductID)}, p.PriceCents, p.PerUserLimit, p.SaleID).Err()
+	if err != nil {
+		return fmt.Errorf("restore redis info of %s: %w", p.ProductID, err)
+	}
+	return nil
 }
 
 // runID is the run_id of the Redis answering now.
