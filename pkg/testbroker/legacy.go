@@ -96,11 +96,7 @@ func (s *Server) replayLegacyRecord(ls *legacyState, payload []byte) error {
 	case recOffset:
 		return s.replayOffsetRecord(&r)
 	case recNextCommitLog:
-		n := int64(r.u64())
-		if r.err != nil {
-			return errors.New("malformed commit-log record")
-		}
-		s.nextCommitLog = max(s.nextCommitLog, n)
+		return s.replayNextCommitLogRecord(&r)
 	default:
 		return fmt.Errorf("unknown record kind %d", payload[0])
 	}

@@ -565,11 +565,7 @@ func (s *Server) replayRecord(st *replayState, payload []byte) error {
 	case recOffset:
 		return s.replayOffsetRecord(&r)
 	case recNextCommitLog:
-		n := int64(r.u64())
-		if r.err != nil {
-			return errors.New("malformed commit-log record")
-		}
-		s.nextCommitLog = max(s.nextCommitLog, n)
+		return s.replayNextCommitLogRecord(&r)
 	default:
 		return fmt.Errorf("unknown record kind %d", payload[0])
 	}
@@ -585,6 +581,17 @@ func (s *Server) replayTopicRecord(r *byteReader) error {
 	t := s.ensureTopicLocked(name, max(read, write), perm)
 	s.resizeTopicLocked(t, read, write)
 	t.perm = perm
+	return nil
+}
+
+// replayNextCommitLogRecord raises the next commit-log offset to the
+// record's (both log formats write it the same way).
+func (s *Server) replayNextCommitLogRecord(r *byteReader) error {
+	n := int64(r.u64())
+	if r.err != nil {
+		return errors.New("malformed commit-log record")
+	}
+	s.nextCommitLog = max(s.nextCommitLog, n)
 	return nil
 }
 
