@@ -332,14 +332,7 @@ func TestRestartedConsumerResumesFromCommittedOffset(t *testing.T) {
 	}
 	s1, c1 := e.subscribe(t, group, topicName, "*")
 	waitFor(t, 30*time.Second, "10 old messages", func() bool { return s1.len() >= 10 })
-	if err := shutdownClient(c1); err != nil { // persists offsets
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if e.embedded() {
-		waitFor(t, 10*time.Second, "committed offsets", func() bool {
-			return e.srv.ConsumerOffset(group, topicName, 0)+e.srv.ConsumerOffset(group, topicName, 1) == 10
-		})
-	}
+	e.shutdownCommitted(t, c1, group, topicName, 2, 10)
 	for i := range 5 {
 		sendSync(t, p, primitive.NewMessage(topicName, []byte(fmt.Sprintf("new%d", i))))
 	}

@@ -52,6 +52,31 @@ func (l *syncLogger) OutputPath(string) error                { return nil }
 // finish: client-go reads rmqClient.close there while Shutdown writes it, a
 // client race the detector would pin on whichever test runs at the time.
 // The pause is not an assertion.
+// shutdownCommitted shuts a push consumer down once the broker holds want
+// as the group's committed offsets summed over topicName's queues. client-go
+// updates an offset only after the handler returns and Shutdown drops the
+// process queues first, so a handler still returning at Shutdown leaves its
+// offset uncommitted; waiting for the periodic commit (every 5 s) first makes
+// the committed offsets known. Against a real broker it waits out one
+// commit interval.
+func (e *env) shutdownCommitted(t *testing.T, c interface{ Shutdown() error }, group, topicName string, queues int, want int64) {
+	t.Helper()
+	if e.embedded() {
+		waitFor(t, 30*time.Second, "committed offsets", func() bool {
+			var sum int64
+			for q := range queues {
+				sum += e.srv.ConsumerOffset(group, topicName, q)
+			}
+			return sum == want
+		})
+	} else {
+		time.Sleep(6 * time.Second)
+	}
+	if err := shutdownClient(c); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
 func shutdownClient(c interface{ Shutdown() error }) error {
 	if raceEnabled {
 		time.Sleep(300 * time.Millisecond)

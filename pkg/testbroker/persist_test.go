@@ -50,12 +50,7 @@ func TestDataDirRestartKeepsMessagesOffsetsAndDelays(t *testing.T) {
 	}
 	s1, c1 := e.subscribe(t, group, topicName, "*")
 	waitFor(t, 30*time.Second, "10 old messages", func() bool { return s1.len() >= 10 })
-	if err := shutdownClient(c1); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	waitFor(t, 10*time.Second, "committed offsets", func() bool {
-		return srv.ConsumerOffset(group, topicName, 0)+srv.ConsumerOffset(group, topicName, 1) == 10
-	})
+	e.shutdownCommitted(t, c1, group, topicName, 2, 10)
 	committed := map[int]int64{0: srv.ConsumerOffset(group, topicName, 0), 1: srv.ConsumerOffset(group, topicName, 1)}
 	var want []string
 	for i := range 10 {
