@@ -27,8 +27,10 @@ func BenchmarkCreate(b *testing.B) {
 		for pb.Next() {
 			i := seq.Add(1)
 			req := httptest.NewRequest(http.MethodPost, "/api/v1/orders",
-				strings.NewReader(fmt.Sprintf(`{"user_id":"b%d","product_id":%q,"quantity":1}`, i, f.product)))
+				strings.NewReader(fmt.Sprintf(`{"user_id":"%s-b%d","product_id":%q,"quantity":1}`, f.product, i, f.product)))
 			req.Header.Set("Content-Type", "application/json")
+			// Users (and so idempotency keys) of this run only: a key left
+			// in Redis by an earlier run would replay its order.
 			req.Header.Set("Idempotency-Key", fmt.Sprintf("k%d", i))
 			w := httptest.NewRecorder()
 			f.h.ServeHTTP(w, req)
