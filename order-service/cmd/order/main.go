@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -48,7 +49,25 @@ const (
 	// sender only once it is this old (its request's own hand-off failed);
 	// longer than a hand-off usually takes, so rarely sent twice.
 	handoffSweepAge = 10 * time.Second
+	// intakeGCPercent is order-service's GOGC unless the environment sets
+	// one. The intake allocates ~10 KB a request over a live heap of a few
+	// MB, so at Go's default (100) the collector runs many times a second
+	// at the peak; at 400 order-service takes ~11% less CPU a request for
+	// ~30 MB more RSS (loadtest/README "Measured").
+	intakeGCPercent = 400
 )
+
+// setGCPercent sets GOGC to intakeGCPercent unless the environment sets it,
+// and returns the value in force.
+func setGCPercent() int {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(intakeGCPercent)
+		return intakeGCPercent
+	}
+	p := debug.SetGCPercent(-1)
+	debug.SetGCPercent(p)
+	return p
+}
 
 func main() {
 	boot.Main(service, func() (Config, error) { return loadConfig(config.NewOverrides()) }, run)
@@ -65,7 +84,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "starting", "config", cfg)
+	log.InfoContext(ctx, "starting", "config", cfg, "gc_percent", setGCPercent())
 
 	gdb, err := boot.OpenDB(ctx, cfg.MySQLDSN, migrations.FS)
 	if err != nil {

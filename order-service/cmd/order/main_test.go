@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,28 @@ func testRun(t *testing.T, mode string, dup int) {
 	}
 	if strings.Contains(logs.String(), `"level":"ERROR"`) {
 		t.Errorf("error logs:\n%s", logs.String())
+	}
+}
+
+// TestSetGCPercent: GOGC defaults to intakeGCPercent and an explicit GOGC
+// is left as the runtime read it.
+func TestSetGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+
+	t.Setenv("GOGC", "")
+	if got := setGCPercent(); got != intakeGCPercent {
+		t.Errorf("setGCPercent() without GOGC = %d, want %d", got, intakeGCPercent)
+	}
+	if got := debug.SetGCPercent(100); got != intakeGCPercent {
+		t.Errorf("runtime GC percent without GOGC = %d, want %d", got, intakeGCPercent)
+	}
+
+	t.Setenv("GOGC", "150") // read by the runtime at start; here the runtime has 100
+	if got := setGCPercent(); got != 100 {
+		t.Errorf("setGCPercent() with GOGC set = %d, want the runtime's 100 untouched", got)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("runtime GC percent with GOGC set = %d, want 100 untouched", got)
 	}
 }
