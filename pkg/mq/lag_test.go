@@ -91,7 +91,7 @@ func TestConsumerLag(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	waitFor(t, 5*time.Second, "first batch committed", func() bool {
+	waitFor(t, 30*time.Second, "first batch committed", func() bool {
 		return srv.ConsumerOffset(group, topic, 0)+srv.ConsumerOffset(group, topic, 1) == 3
 	})
 

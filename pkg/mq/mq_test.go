@@ -338,7 +338,7 @@ func TestSendModes(t *testing.T) {
 	if _, err := p.SendSync(ctx, Outgoing{Topic: "MODES", DelayLevel: 19, Body: []byte("x")}); err == nil {
 		t.Errorf("SendSync with delay level 19 = nil error, want error")
 	}
-	waitFor(t, 10*time.Second, "three messages", func() bool { return len(srv.Messages("MODES")) == 3 })
+	waitFor(t, 30*time.Second, "three messages", func() bool { return len(srv.Messages("MODES")) == 3 })
 }
 
 // TestThrottle drains a backlog of 300 messages at Rate 50 and counts the
@@ -442,7 +442,7 @@ func TestCloseWaitsForInflightHandler(t *testing.T) {
 	}
 	// Shutdown flushes offsets as oneway frames: the broker may read them
 	// just after Close returns.
-	waitFor(t, 5*time.Second, "committed offset 1 after Close", func() bool { return srv.ConsumerOffset(group, topic, 0) == 1 })
+	waitFor(t, 30*time.Second, "committed offset 1 after Close", func() bool { return srv.ConsumerOffset(group, topic, 0) == 1 })
 }
 
 func TestDelayDuration(t *testing.T) {

@@ -295,7 +295,7 @@ func TestClusteringTwoConsumersShareQueues(t *testing.T) {
 	s1, _ := e.subscribe(t, group, topicName, "*")
 	s2, _ := e.subscribe(t, group, topicName, "*")
 	if e.embedded() {
-		waitFor(t, 10*time.Second, "two group members", func() bool { return len(e.srv.Consumers(group)) == 2 })
+		waitFor(t, 30*time.Second, "two group members", func() bool { return len(e.srv.Consumers(group)) == 2 })
 	}
 	// The first consumer rebalances on the broker's notification (40);
 	// give it a moment so both own disjoint queues before producing.
@@ -523,7 +523,7 @@ func TestDLQAfterMaxReconsume(t *testing.T) {
 	if !e.embedded() {
 		return
 	}
-	waitFor(t, 10*time.Second, "DLQ entry", func() bool { return len(e.srv.DLQ(group)) == 1 })
+	waitFor(t, 30*time.Second, "DLQ entry", func() bool { return len(e.srv.DLQ(group)) == 1 })
 	d := e.srv.DLQ(group)[0]
 	if d.MsgID != res.MsgID || string(d.Body) != "poison" || d.Properties["RETRY_TOPIC"] != topicName {
 		t.Errorf("DLQ message %+v, want MsgID %q body poison RETRY_TOPIC %s", d, res.MsgID, topicName)

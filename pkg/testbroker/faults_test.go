@@ -70,7 +70,7 @@ func TestFaultDropOffsetCommits(t *testing.T) {
 	}
 	// The final commits are oneway frames; the group is empty only once the
 	// broker has handled every frame of the closed connection.
-	waitFor(t, 10*time.Second, "consumer gone", func() bool { return len(e.srv.Consumers(group)) == 0 })
+	waitFor(t, 30*time.Second, "consumer gone", func() bool { return len(e.srv.Consumers(group)) == 0 })
 	if off := e.srv.ConsumerOffset(group, topicName, 0); off != -1 {
 		t.Fatalf("ConsumerOffset = %d with commits dropped, want -1", off)
 	}
