@@ -100,7 +100,7 @@ func TestRebuildClientRetry(t *testing.T) {
 			if got := e.redisInt(t, events.StockKey(p)); got != 4 {
 				t.Errorf("rebuilt stock = %d, want 4", got)
 			}
-			testenv.Eventually(t, 5*time.Second, "the rebuild counted", func() bool { return rp.rebuilds(t, "done") == 1 })
+			testenv.Eventually(t, 30*time.Second, "the rebuild counted", func() bool { return rp.rebuilds(t, "done") == 1 })
 			if n := rp.rebuilds(t, "cancelled") + rp.rebuilds(t, "failed"); n != 0 {
 				t.Errorf("rebuilds cancelled or failed = %.0f, want 0", n)
 			}

@@ -130,7 +130,7 @@ func TestRebuildAfterRedisLost(t *testing.T) {
 	rp := e.replica(testenv.Unique(t, "GID"), opts)
 	rp.run(t)
 
-	testenv.Eventually(t, 10*time.Second, "info and loaded marker back", func() bool {
+	testenv.Eventually(t, 30*time.Second, "info and loaded marker back", func() bool {
 		return e.exists(t, events.InfoKey(p)) && e.exists(t, opts.Loaded)
 	})
 	if e.exists(t, events.StockKey(p)) {
@@ -214,7 +214,7 @@ func TestRebuildWaitsForBacklog(t *testing.T) {
 	e.wipe(t, opts.Loaded, p)
 	rp := e.replica(group, opts)
 	rp.run(t)
-	testenv.Eventually(t, 10*time.Second, "rebuild started", func() bool { return e.exists(t, "sk:{"+p+"}:rebuild") })
+	testenv.Eventually(t, 30*time.Second, "rebuild started", func() bool { return e.exists(t, "sk:{"+p+"}:rebuild") })
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if e.exists(t, events.StockKey(p)) {
 			t.Fatalf("stock published while 3 created events were not consumed: %d", e.redisInt(t, events.StockKey(p)))
@@ -266,7 +266,7 @@ func TestRebuildTwoReplicas(t *testing.T) {
 	// A stalled replica: its lock expires and another token takes it.
 	e.wipe(t, opts.Loaded, p)
 	lock := "sk:{" + p + "}:rebuild"
-	testenv.Eventually(t, 10*time.Second, "rebuild started", func() bool { return e.exists(t, lock) })
+	testenv.Eventually(t, 30*time.Second, "rebuild started", func() bool { return e.exists(t, lock) })
 	if err := e.rdb.Set(t.Context(), lock, "another-replica", opts.LockTTL).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,11 +291,11 @@ func TestRebuildCancelledBySaleReset(t *testing.T) {
 	e.wipe(t, opts.Loaded, p)
 	rp := e.replica(testenv.Unique(t, "GID"), opts)
 	rp.run(t)
-	testenv.Eventually(t, 10*time.Second, "rebuild started", func() bool { return e.exists(t, "sk:{"+p+"}:rebuild") })
+	testenv.Eventually(t, 30*time.Second, "rebuild started", func() bool { return e.exists(t, "sk:{"+p+"}:rebuild") })
 	if _, err := e.sales.Put(t.Context(), p, stock.Sale{Name: "again", PriceCents: 100, Stock: 20, PerUserLimit: 1}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "rebuild cancelled", func() bool { return rp.rebuilds(t, "cancelled") == 1 })
+	testenv.Eventually(t, 30*time.Second, "rebuild cancelled", func() bool { return rp.rebuilds(t, "cancelled") == 1 })
 	time.Sleep(10 * opts.Interval)
 	if got := e.redisInt(t, events.StockKey(p)); got != 20 || rp.rebuilds(t, "done") != 0 {
 		t.Errorf("stock after a sale reset during the rebuild = %d (rebuilds done %.0f), want the new sale's 20 and none",

@@ -99,5 +99,5 @@ func TestRebuildWaitsForOutbox(t *testing.T) {
 	// entry (another product's order) does not hold the rebuild.
 	e.rdb.XAdd(t.Context(), &redis.XAddArgs{Stream: opts.Outbox, Values: []any{"order_id", "o-later"}})
 	e.rdb.XDel(t.Context(), opts.Outbox, id)
-	testenv.Eventually(t, 10*time.Second, "stock rebuilt once the outbox moved", func() bool { return e.exists(t, events.StockKey(p)) })
+	testenv.Eventually(t, 30*time.Second, "stock rebuilt once the outbox moved", func() bool { return e.exists(t, events.StockKey(p)) })
 }

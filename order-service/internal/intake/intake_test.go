@@ -79,7 +79,7 @@ func reservation(id string) stock.Reservation {
 // the orders the pay-timeout messages carry, by order ID.
 func timedOut(t *testing.T, srv *testbroker.Server) map[string]int {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, "delayed messages due", func() bool { return srv.PendingDelayed() == 0 })
+	testenv.Eventually(t, 30*time.Second, "delayed messages due", func() bool { return srv.PendingDelayed() == 0 })
 	out := map[string]int{}
 	for _, m := range srv.Messages(events.TopicOrder) {
 		if m.Tags != events.TagTimeout {

@@ -273,7 +273,7 @@ func TestSenderSweepMode(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	testenv.Eventually(t, 10*time.Second, "entries older than MinAge sent", func() bool { return len(f.created(t)) == 3 })
+	testenv.Eventually(t, 30*time.Second, "entries older than MinAge sent", func() bool { return len(f.created(t)) == 3 })
 	f.checkSent(t, old)
 	fresh := f.reserver
 	r, err := fresh.Reserve(t.Context(), stock.Request{OrderID: f.product + "-fresh", UserID: "uf", ProductID: f.product, Quantity: 1, Now: time.Now()})
