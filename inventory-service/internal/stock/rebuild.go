@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -446,8 +445,9 @@ func (r *Rebuilder) waitOutbox(ctx context.Context, productID, token, mark strin
 	}
 	lastLog := time.Now()
 	for {
-		es, err := r.rdb.XRangeN(ctx, r.opts.Outbox, "-", "+", 1).Result()
-		if err == nil && (len(es) == 0 || streamIDAfter(es[0].ID, mark)) {
+		// The oldest entry up to mark, if any is left (XRANGE is inclusive).
+		es, err := r.rdb.XRangeN(ctx, r.opts.Outbox, "-", mark, 1).Result()
+		if err == nil && len(es) == 0 {
 			return nil
 		}
 		if time.Since(lastLog) >= 10*time.Second {
@@ -463,20 +463,6 @@ func (r *Rebuilder) waitOutbox(ctx context.Context, productID, token, mark strin
 			return err
 		}
 	}
-}
-
-// streamIDAfter reports whether stream entry ID a is after b ("ms-seq").
-func streamIDAfter(a, b string) bool {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	an, _ := strconv.ParseUint(am, 10, 64)
-	bn, _ := strconv.ParseUint(bm, 10, 64)
-	if an != bn {
-		return an > bn
-	}
-	ax, _ := strconv.ParseUint(as, 10, 64)
-	bx, _ := strconv.ParseUint(bs, 10, 64)
-	return ax > bx
 }
 
 // hold waits d while keeping the lock, renewing it every Interval.
