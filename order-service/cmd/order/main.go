@@ -84,7 +84,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "starting", "config", cfg, "gc_percent", setGCPercent())
+	gcPercent := setGCPercent()
+	log.InfoContext(ctx, "starting", "config", cfg, "gc_percent", gcPercent)
 
 	gdb, err := boot.OpenDB(ctx, cfg.MySQLDSN, migrations.FS)
 	if err != nil {
