@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,18 +63,7 @@ func TestChaos(t *testing.T) {
 const chaosRedisDB = 10
 
 // chaosDB is def, or E2E_CHAOS_REDIS_DB when set.
-func chaosDB(t *testing.T, def int) int {
-	t.Helper()
-	v := os.Getenv("E2E_CHAOS_REDIS_DB")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 15 {
-		t.Fatalf("E2E_CHAOS_REDIS_DB=%q: want a database index 1..15", v)
-	}
-	return n
-}
+func chaosDB(t *testing.T, def int) int { return stack.EnvRedisDB(t, "E2E_CHAOS_REDIS_DB", def, 1) }
 
 // chaosGroups are the consumer groups whose lag must drain after a scenario.
 var chaosGroups = []string{"GID-order", "GID-payment-timeout", "GID-inventory", "GID-inventory-ledger", "GID-payment", "GID-logistics"}

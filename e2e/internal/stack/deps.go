@@ -116,14 +116,20 @@ func createDatabase(t testing.TB, name string) *sql.DB {
 }
 
 // redisDB returns the Redis database index of the stack.
-func redisDB(t testing.TB) int {
-	s := os.Getenv("E2E_REDIS_DB")
+func redisDB(t testing.TB) int { return EnvRedisDB(t, "E2E_REDIS_DB", DefaultRedisDB, 0) }
+
+// EnvRedisDB is the Redis database index the environment variable name
+// holds, or def when it is unset; anything but an index lowest..15 fails
+// the test.
+func EnvRedisDB(t testing.TB, name string, def, lowest int) int {
+	t.Helper()
+	s := os.Getenv(name)
 	if s == "" {
-		return DefaultRedisDB
+		return def
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 15 {
-		t.Fatalf("E2E_REDIS_DB=%q: want a database index 0..15", s)
+	if err != nil || n < lowest || n > 15 {
+		t.Fatalf("%s=%q: want a database index %d..15", name, s, lowest)
 	}
 	return n
 }
