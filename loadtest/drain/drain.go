@@ -131,20 +131,13 @@ func (w *Watcher) sample(ctx context.Context) {
 }
 
 func (w *Watcher) scrape(ctx context.Context, t Target, into map[string]Group, rss map[string]float64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := w.client.Do(req)
+	body, err := get(ctx, w.client, t.URL)
 	if err != nil {
 		return fmt.Errorf("scrape %s: %w", t.Service, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("scrape %s: status %d", t.Service, resp.StatusCode)
-	}
+	defer body.Close()
 	var proc processMetrics
-	if err := parse(resp.Body, into, &proc); err != nil {
+	if err := parse(body, into, &proc); err != nil {
 		return err
 	}
 	if proc.rss > 0 {
@@ -325,19 +318,39 @@ func DrainRate(samples []Sample, group string, window time.Duration) (rate float
 // Counter reads one counter of a /metrics endpoint: the value of each of
 // its series by the value of the label by (a series without it under "").
 func Counter(ctx context.Context, metricsURL, name, by string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	body, err := get(ctx, &http.Client{Timeout: 5 * time.Second}, metricsURL)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", metricsURL, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: status %d", metricsURL, resp.StatusCode)
+	defer body.Close()
+	return parseCounter(body, name, by)
+}
+
+// Probe reports whether url answers GET with 200 within 2 s.
+func Probe(ctx context.Context, url string) error {
+	body, err := get(ctx, &http.Client{Timeout: 2 * time.Second}, url)
+	if err != nil {
+		return err
 	}
-	return parseCounter(resp.Body, name, by)
+	return body.Close()
+}
+
+// get GETs url with client and returns the body of a 200 answer (the
+// caller closes it); any other status is an error.
+func get(ctx context.Context, client *http.Client, url string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return resp.Body, nil
 }
 
 func parseCounter(r io.Reader, name, by string) (map[string]float64, error) {

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -89,7 +88,7 @@ func Run(ctx context.Context, sc Scenario) (*report.Report, error) {
 		}
 	}
 	if sc.BrokerMetricsURL != "" {
-		if err := probe(ctx, sc.BrokerMetricsURL); err != nil {
+		if err := drain.Probe(ctx, sc.BrokerMetricsURL); err != nil {
 			logf("broker metrics %s: %v; the broker's RSS is not charted", sc.BrokerMetricsURL, err)
 		} else {
 			targets = append(targets, drain.Target{Service: "broker", URL: sc.BrokerMetricsURL})
@@ -217,23 +216,4 @@ func settled(ctx context.Context, s verify.Stores, product string) (open, total 
 		return 0, 0, fmt.Errorf("count orders of %s: %w", product, err)
 	}
 	return open, total, nil
-}
-
-// probe answers whether url answers GET with 200 within 2 s.
-func probe(ctx context.Context, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
 }
